@@ -1,0 +1,1 @@
+"""Dataset adapters and the synthetic Slakh-format generator."""

@@ -1,0 +1,95 @@
+"""The hooks a plugin implements: one per component kind, each handed a ``register`` callback.
+
+This file is the plugin author's reference. A plugin is a module (made known through an
+entry point of group ``mstt``) holding functions decorated with :data:`hookimpl`::
+
+    from mstt import hookimpl
+
+    @hookimpl
+    def mstt_register_heads(register):
+        register("onset", OnsetHead, loss="onset_bce", options=OnsetHeadOptions)
+
+Every ``register`` callback has the signature::
+
+    register(name, factory, *, description=None, options=None, **info)
+
+- ``name``: the registry name recipes use (lower case, ``[a-z][a-z0-9_]*``), unique per kind.
+- ``factory``: a callable that builds the component (its arguments are given per hook below).
+- ``description``: one line for ``mstt plugins``; defaults to the first line of the factory's
+  docstring.
+- ``options``: a dataclass type with defaults: the schema of the component's recipe options.
+  The factory receives an instance of it (validated, typed) as its ``options`` argument.
+  ``None`` means the component takes no options.
+- ``info``: kind-specific metadata, listed per hook below; unknown keys are an error.
+
+The built-in components are registered through these same hooks, before entry points load.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("mstt")
+hookimpl = pluggy.HookimplMarker("mstt")
+
+Register = Callable[..., None]
+
+
+@hookspec
+def mstt_register_encoders(register: Register) -> None:
+    """Register trunk encoders: ``factory(n_freq, options) -> nn.Module``.
+
+    The module maps input features ``(batch, frames, n_freq)`` to ``(batch, frames,
+    out_features)`` and exposes the integer attribute ``out_features``.
+    """
+
+
+@hookspec
+def mstt_register_heads(register: Register) -> None:
+    """Register output heads: ``factory(in_features, n_sources, n_freq, options) -> nn.Module``.
+
+    The module maps trunk features ``(batch, frames, in_features)`` to one tensor. Required
+    info: ``output`` (the name of that tensor in the model's outputs, e.g. ``"mask"``) and
+    ``loss`` (the registry name of the head's default loss). Optional info: ``decode``, a
+    callable ``decode(output, context) -> dict`` turning the head's output into user results
+    (see :mod:`mstt.decode`), and ``activation``, a callable applied to the raw output before
+    decoding (e.g. ``torch.sigmoid`` for a head that outputs logits).
+    """
+
+
+@hookspec
+def mstt_register_losses(register: Register) -> None:
+    """Register losses: ``factory(options) -> callable(prediction, targets) -> scalar Tensor``.
+
+    ``prediction`` is the output of the head the loss is attached to; ``targets`` is a
+    :class:`mstt.features.Targets` holding the mixture and source spectrograms and rolls.
+    """
+
+
+@hookspec
+def mstt_register_datasets(register: Register) -> None:
+    """Register dataset adapters: ``factory(root, sources, sample_rate, options) -> adapter``.
+
+    The adapter lists tracks per split and yields examples (see :mod:`mstt.data`).
+    """
+
+
+@hookspec
+def mstt_register_metrics(register: Register) -> None:
+    """Register evaluation metrics: ``factory(options) -> callable``.
+
+    Required info: ``task``, ``"separation"`` or ``"transcription"``. A separation metric is
+    ``fn(estimate, reference) -> dict[str, Tensor]`` on waveforms ``(n, samples)`` giving one
+    value per row; a transcription metric is ``fn(reference_notes, estimated_notes, frame_rate)
+    -> dict[str, dict[str, float]]``.
+    """
+
+
+@hookspec
+def mstt_register_separators(register: Register) -> None:
+    """Register whole separation models (e.g. asteroid's): ``factory(n_sources, sample_rate,
+    options) -> nn.Module`` mapping a mixture waveform ``(batch, samples)`` to source
+    waveforms ``(batch, sources, samples)``.
+    """

@@ -18,7 +18,6 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mstt.nn.encoders",
     "mstt.nn.heads",
     "mstt.losses",
-    "mstt.metrics",
 )
 
 BUILTIN = "builtin"

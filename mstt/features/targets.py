@@ -1,0 +1,52 @@
+"""Training targets derived from a batch: spectrograms of mixture and sources, rolls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from mstt.features.stft import STFT
+
+
+@dataclass
+class Targets:
+    """What the losses compare head outputs against; shapes noted per field."""
+
+    mixture_spec: torch.Tensor  # complex (batch, freq, frames)
+    source_spec: torch.Tensor  # complex (batch, sources, freq, frames)
+    roll: torch.Tensor | None = None  # (batch, sources, 88, frames) in {0, 1}
+    onset: torch.Tensor | None = None  # (batch, sources, 88, frames) in {0, 1}
+
+    @property
+    def mixture_mag(self) -> torch.Tensor:
+        """|X|: ``(batch, freq, frames)``."""
+        return self.mixture_spec.abs()
+
+    @property
+    def source_mag(self) -> torch.Tensor:
+        """|S_c|: ``(batch, sources, freq, frames)``."""
+        return self.source_spec.abs()
+
+    def phase_sensitive(self, truncate: bool = True) -> torch.Tensor:
+        """|S_c| cos(angle(S_c) - angle(X)), truncated to [0, |X|] (Chimera++): ``(B, S, F, T)``."""
+        mix = self.mixture_spec.unsqueeze(1)
+        # Re(S conj(X)) / |X| = |S| cos(phase difference), without computing angles.
+        target = (self.source_spec * mix.conj()).real / mix.abs().clamp_min(1e-8)
+        if truncate:
+            target = torch.minimum(target.clamp_min(0.0), mix.abs())
+        return target
+
+    def dominant_source(self) -> torch.Tensor:
+        """Index of the loudest source per bin: ``(batch, freq, frames)`` int64."""
+        return self.source_mag.argmax(dim=1)
+
+
+def make_targets(stft: STFT, batch: dict[str, torch.Tensor]) -> Targets:
+    """Targets for a batch dict holding ``mixture (B, samples)``, ``sources (B, S, samples)``."""
+    return Targets(
+        mixture_spec=stft(batch["mixture"]),
+        source_spec=stft(batch["sources"]),
+        roll=batch.get("roll"),
+        onset=batch.get("onset"),
+    )

@@ -1,0 +1,174 @@
+"""Piano rolls <-> notes <-> MIDI.
+
+Notes are float64 arrays ``(n, 4)`` of ``[onset_s, offset_s, midi_pitch, velocity]``. Rolls are
+``(88, frames)`` with row 0 = MIDI 21 (A0) and row 87 = MIDI 108 (C8).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pretty_midi
+import torch
+
+from mstt.data.classes import DEFAULT_CLASSES
+
+LOWEST_KEY = 21
+N_KEYS = 88
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+def empty_notes() -> np.ndarray:
+    """A notes array holding no note: ``(0, 4)`` float64."""
+    return np.zeros((0, 4), dtype=np.float64)
+
+
+def _as_roll(x: ArrayLike, name: str) -> np.ndarray:
+    """A tensor or array ``(88, frames)`` as float64 numpy."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().double().numpy()
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] != N_KEYS:
+        raise ValueError(f"{name} must be ({N_KEYS}, frames); got {x.shape}")
+    return x
+
+
+def _runs(active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of True along frames of ``(keys, frames)``: (key, start, end exclusive), key-major."""
+    padded = np.pad(active.astype(np.int8), ((0, 0), (1, 1)))
+    edges = np.diff(padded, axis=1)
+    keys, starts = np.nonzero(edges == 1)
+    _, ends = np.nonzero(edges == -1)  # same row-major order, so starts and ends pair up
+    return keys, starts, ends
+
+
+def _segments_with_onsets(start: int, end: int, onset_active: np.ndarray, rising: np.ndarray) -> list[int]:
+    """Start frames of the notes inside one frame run ``[start, end)`` of one key."""
+    starts = []
+    # The run may begin a note only where an onset is detected within one frame of its start.
+    if onset_active[max(start - 1, 0) : start + 2].any():
+        starts.append(start)
+    # Each later onset (a rising edge of the onset roll) inside the run starts a new note.
+    for t in np.flatnonzero(rising[start + 2 : end]) + start + 2:
+        starts.append(int(t))
+    return starts
+
+
+def roll_to_notes(
+    probabilities: ArrayLike,
+    frame_rate: float,
+    threshold: float = 0.4,
+    min_frames: int = 2,
+    onset_probabilities: ArrayLike | None = None,
+    onset_threshold: float = 0.5,
+) -> np.ndarray:
+    """Frame probabilities ``(88, frames)`` (and optional onset probabilities) -> notes ``(n, 4)``.
+
+    A note is a run of frames above ``threshold`` lasting at least ``min_frames``. With onset
+    probabilities (the Onsets-and-Frames rule) a run may start a note only where an onset is
+    detected at that key within one frame, and a later onset inside a run splits it. Velocity
+    is the note's mean frame probability scaled to 1..127.
+    """
+    probs = _as_roll(probabilities, "probabilities")
+    active = probs > threshold
+    keys, starts, ends = _runs(active)
+    if onset_probabilities is None:
+        segments = [(k, s, e) for k, s, e in zip(keys, starts, ends)]
+    else:
+        onsets = _as_roll(onset_probabilities, "onset_probabilities")
+        if onsets.shape != probs.shape:
+            raise ValueError(f"onset_probabilities {onsets.shape} differ from probabilities {probs.shape}")
+        onset_active = onsets > onset_threshold
+        rising = np.diff(np.pad(onset_active.astype(np.int8), ((0, 0), (1, 0))), axis=1) == 1
+        segments = []
+        for k, s, e in zip(keys, starts, ends):
+            note_starts = _segments_with_onsets(int(s), int(e), onset_active[k], rising[k])
+            bounds = note_starts + [int(e)]
+            segments.extend((k, a, b) for a, b in zip(bounds[:-1], bounds[1:]))
+    rows = []
+    for k, s, e in segments:
+        if e - s < min_frames:
+            continue
+        velocity = float(np.clip(np.round(probs[k, s:e].mean() * 127), 1, 127))
+        rows.append((s / frame_rate, e / frame_rate, float(k + LOWEST_KEY), velocity))
+    if not rows:
+        return empty_notes()
+    notes = np.asarray(rows, dtype=np.float64)
+    return notes[np.lexsort((notes[:, 2], notes[:, 0]))]
+
+
+def _note_frames(
+    notes: np.ndarray, frames: int, frame_rate: float, min_velocity: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(key row, onset frame, offset frame exclusive) of the notes that fall on the roll."""
+    notes = np.asarray(notes, dtype=np.float64).reshape(-1, 4)
+    pitch = np.round(notes[:, 2]).astype(np.int64)
+    # Round half up, so a time exactly between two frames always lands on the later one.
+    on = np.floor(notes[:, 0] * frame_rate + 0.5).astype(np.int64)
+    off = np.maximum(on + 1, np.floor(notes[:, 1] * frame_rate + 0.5).astype(np.int64))
+    keep = (
+        (pitch >= LOWEST_KEY)
+        & (pitch < LOWEST_KEY + N_KEYS)
+        & (notes[:, 3] >= min_velocity)
+        & (on < frames)
+        & (off > 0)
+    )
+    # Onsets stay unclipped (possibly negative): a note begun before frame 0 has no onset here.
+    return pitch[keep] - LOWEST_KEY, on[keep], np.minimum(off[keep], frames)
+
+
+def notes_to_roll(notes: np.ndarray, frames: int, frame_rate: float, min_velocity: float = 0) -> np.ndarray:
+    """Notes ``(n, 4)`` -> binary frame roll float32 ``(88, frames)``; quieter notes than ``min_velocity`` are left out."""
+    roll = np.zeros((N_KEYS, frames), dtype=np.float32)
+    for key, on, off in zip(*_note_frames(notes, frames, frame_rate, min_velocity)):
+        roll[key, max(on, 0) : off] = 1.0
+    return roll
+
+
+def notes_to_onset_roll(notes: np.ndarray, frames: int, frame_rate: float, min_velocity: float = 0) -> np.ndarray:
+    """Notes ``(n, 4)`` -> binary onset roll float32 ``(88, frames)``: 1 at each note's onset frame."""
+    roll = np.zeros((N_KEYS, frames), dtype=np.float32)
+    keys, on, _ = _note_frames(notes, frames, frame_rate, min_velocity)
+    inside = on >= 0
+    roll[keys[inside], on[inside]] = 1.0
+    return roll
+
+
+def notes_to_midi(
+    notes_by_source: dict[str, np.ndarray],
+    programs: dict[str, int] | None = None,
+    drums: set[str] | None = None,
+) -> pretty_midi.PrettyMIDI:
+    """One named instrument per source; GM program from ``programs`` or the source class's default.
+
+    A source without a given program and not in :data:`mstt.data.classes.DEFAULT_CLASSES` gets
+    program 0. ``drums`` names the drum sources; by default those whose class ``is_drum``.
+    """
+    programs = programs or {}
+    if drums is None:
+        drums = {name for name, cls in DEFAULT_CLASSES.items() if cls.is_drum}
+    # 960 ticks a beat at 120 bpm is about 0.5 ms a tick, far below the 50 ms onset tolerance.
+    midi = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=120.0)
+    for name, notes in notes_by_source.items():
+        cls = DEFAULT_CLASSES.get(name)
+        program = programs.get(name, cls.default_program if cls is not None else 0)
+        if not 0 <= program <= 127:
+            raise ValueError(f"source '{name}': GM program {program} is outside 0..127")
+        instrument = pretty_midi.Instrument(program=int(program), is_drum=name in drums, name=name)
+        for onset, offset, pitch, velocity in np.asarray(notes, dtype=np.float64).reshape(-1, 4):
+            p = int(round(pitch))
+            if not 0 <= p <= 127 or offset <= onset:
+                continue
+            v = int(np.clip(round(velocity), 1, 127))
+            instrument.notes.append(pretty_midi.Note(velocity=v, pitch=p, start=float(onset), end=float(offset)))
+        instrument.notes.sort(key=lambda n: (n.start, n.pitch))
+        midi.instruments.append(instrument)
+    return midi
+
+
+def midi_to_notes(instrument: pretty_midi.Instrument) -> np.ndarray:
+    """A pretty_midi instrument -> notes ``(n, 4)`` sorted by onset, then pitch."""
+    if not instrument.notes:
+        return empty_notes()
+    notes = np.asarray([(n.start, n.end, n.pitch, n.velocity) for n in instrument.notes], dtype=np.float64)
+    return notes[np.lexsort((notes[:, 2], notes[:, 0]))]

@@ -15,10 +15,11 @@ def pairwise_si_sdr(estimates: torch.Tensor, references: torch.Tensor) -> torch.
             f"estimates and references must both be (batch, sources, samples); "
             f"got {tuple(estimates.shape)} and {tuple(references.shape)}"
         )
-    # Broadcasting (batch, S, 1, samples) against (batch, 1, S, samples) scores every pair at once.
-    return scale_invariant_signal_distortion_ratio(
-        estimates.unsqueeze(2), references.unsqueeze(1), zero_mean=True
-    )
+    # Expanding to (batch, S, S, samples) scores every pair in one call (torchmetrics does not broadcast).
+    batch, n, samples = estimates.shape
+    est = estimates.unsqueeze(2).expand(batch, n, n, samples)
+    ref = references.unsqueeze(1).expand(batch, n, n, samples)
+    return scale_invariant_signal_distortion_ratio(est, ref, zero_mean=True)
 
 
 def best_permutation(estimates: torch.Tensor, references: torch.Tensor) -> torch.Tensor:

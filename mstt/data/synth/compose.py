@@ -1,0 +1,66 @@
+"""The composer: one seeded band arrangement per (seed, track index), as pretty_midi objects."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pretty_midi
+
+from mstt.data.classes import DEFAULT_CLASSES
+from mstt.data.synth.drums import drum_part
+from mstt.data.synth.harmony import Song, make_song
+from mstt.data.synth.parts import bass_part, guitar_part, piano_part, strings_part
+
+# Bump when the music or the rendering changes, so cached sets are regenerated.
+GENERATOR_VERSION = 1
+
+PART_WRITERS: dict[str, Callable[[Song, np.random.Generator, int], pretty_midi.Instrument]] = {
+    "piano": piano_part,
+    "guitar": guitar_part,
+    "bass": bass_part,
+    "strings": strings_part,
+}
+SOURCES: tuple[str, ...] = ("piano", "guitar", "bass", "drums", "strings")
+
+
+@dataclass
+class Arrangement:
+    """A composed track: the shared song skeleton and one instrument per requested source, in order."""
+
+    song: Song
+    sources: list[str]
+    instruments: list[pretty_midi.Instrument]
+
+    def to_midi(self, only: int | None = None) -> pretty_midi.PrettyMIDI:
+        """All instruments (or just instrument `only`) as a PrettyMIDI with tempo, meter and key."""
+        song = self.song
+        pm = pretty_midi.PrettyMIDI(initial_tempo=song.tempo)
+        pm.time_signature_changes.append(pretty_midi.TimeSignature(song.beats_per_bar, 4, 0.0))
+        pm.key_signature_changes.append(
+            pretty_midi.KeySignature(song.key + (12 if song.mode == "minor" else 0), 0.0))
+        chosen = self.instruments if only is None else [self.instruments[only]]
+        pm.instruments.extend(chosen)
+        return pm
+
+
+def _rng(seed: int, index: int, stream: str) -> np.random.Generator:
+    """An independent generator per (seed, track, stream): parts do not shift when other sources change."""
+    return np.random.default_rng([int(seed), int(index), zlib.crc32(stream.encode())])
+
+
+def compose(sources: Sequence[str], seconds: float, seed: int, index: int) -> Arrangement:
+    """Compose track `index` of the set drawn with `seed`: same arguments, same notes."""
+    song = make_song(_rng(seed, index, "song"), seconds)
+    instruments = []
+    for name in sources:
+        rng = _rng(seed, index, name)
+        if DEFAULT_CLASSES[name].is_drum:
+            inst = drum_part(song, rng)
+        else:
+            programs = DEFAULT_CLASSES[name].programs
+            inst = PART_WRITERS[name](song, rng, int(programs[int(rng.integers(len(programs)))]))
+        instruments.append(inst)
+    return Arrangement(song, list(sources), instruments)

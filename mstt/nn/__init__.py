@@ -1,0 +1,1 @@
+"""Network building blocks: trunk encoders, output heads, and the MultiTaskModel."""

@@ -1,0 +1,65 @@
+"""Build a MultiTaskModel from a validated recipe through the registry."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from mstt.errors import RecipeError
+from mstt.features import FrontEnd
+from mstt.nn.model import HeadSpec, MultiTaskModel
+from mstt.plugins import get_registry
+from mstt.recipe import active_heads, component_options, validate_recipe
+from mstt.registry import Registry
+
+
+def _construct(what: str, factory, *args):
+    """Call a component factory; a ValueError from its checks becomes a recipe error."""
+    try:
+        return factory(*args)
+    except (ValueError, TypeError) as exc:
+        raise RecipeError(f"{what}: {exc}") from None
+
+
+def build_front_end(config: DictConfig) -> FrontEnd:
+    """The STFT front end the recipe's features section describes."""
+    f = config.features
+    return _construct("features", FrontEnd, f.n_fft, f.hop_length, f.window, f.compression, f.normalization)
+
+
+def build_model(config: DictConfig, registry: Registry | None = None) -> MultiTaskModel:
+    """Validate the recipe and assemble its trunk and active heads."""
+    registry = registry or get_registry()
+    validate_recipe(config, registry)
+    front_end = build_front_end(config)
+    n_freq = front_end.n_freq
+    sources = list(config.data.sources)
+
+    enc_cfg = config.model.encoder
+    enc = registry.get("encoders", enc_cfg.name, where="model.encoder.name")
+    enc_options = component_options(enc.options, enc_cfg.options, "model.encoder.options")
+    encoder = _construct(f"model.encoder ({enc.name})", enc.factory, n_freq, enc_options)
+    in_features = getattr(encoder, "out_features", None)
+    if not isinstance(in_features, int):
+        raise RecipeError(f"model.encoder.name: encoder '{enc.name}' (plugin {enc.plugin}) has no integer out_features")
+
+    heads, specs = {}, {}
+    for key, head_cfg in active_heads(config).items():
+        where = f"model.heads.{key}"
+        comp = registry.get("heads", head_cfg.name or key, where=f"{where}.name")
+        options = component_options(comp.options, head_cfg.options, f"{where}.options")
+        heads[key] = _construct(f"{where} ({comp.name})", comp.factory, in_features, len(sources), n_freq, options)
+        loss_comp = registry.get("losses", head_cfg.loss or comp.info["loss"], where=f"{where}.loss")
+        loss_options = component_options(loss_comp.options, head_cfg.loss_options, f"{where}.loss_options")
+        loss = _construct(f"{where}.loss ({loss_comp.name})", loss_comp.factory, loss_options)
+        specs[key] = HeadSpec(
+            key=key,
+            name=comp.name,
+            output=comp.info["output"],
+            weight=float(head_cfg.weight),
+            loss=loss,
+            activation=comp.info.get("activation"),
+        )
+    try:
+        return MultiTaskModel(front_end, encoder, heads, specs, sources, config.data.sample_rate)
+    except ValueError as exc:
+        raise RecipeError(f"model.heads: {exc}") from None

@@ -1,0 +1,281 @@
+"""Recipes: YAML files merged left to right by omegaconf into typed dataclass schemas."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from mstt.errors import RecipeError
+from mstt.registry import Registry, closest
+
+# ---------------------------------------------------------------- schemas
+
+
+@dataclass
+class DataConfig:
+    """Where examples come from and which sources they hold."""
+
+    kind: str = "synth"  # a registered dataset adapter
+    root: Optional[str] = None  # dataset folder; None with kind synth = generated into $MSTT_CACHE
+    sources: List[str] = field(default_factory=lambda: ["piano", "guitar"])
+    sample_rate: int = 16000
+    crop_seconds: float = 2.0  # training crop length
+    eval_segment_seconds: Optional[float] = None  # None: whole tracks at evaluation
+    options: Dict[str, Any] = field(default_factory=dict)  # the adapter's own options
+
+
+@dataclass
+class FeaturesConfig:
+    """STFT and the encoder's input features."""
+
+    n_fft: int = 1024
+    hop_length: int = 256
+    window: str = "hann"
+    compression: str = "log"  # none | log | sqrt
+    normalization: str = "utterance"  # none | utterance | frequency
+
+
+@dataclass
+class ComponentConfig:
+    """A registered component and its options."""
+
+    name: str = "blstm"
+    options: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class HeadConfig:
+    """One head: registry name (default: its key), loss weight, loss and options."""
+
+    name: Optional[str] = None
+    weight: float = 1.0  # 0 drops the head
+    loss: Optional[str] = None  # None: the head's default loss
+    options: Dict[str, Any] = field(default_factory=dict)
+    loss_options: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    """One trunk and a mapping of heads."""
+
+    encoder: ComponentConfig = field(default_factory=ComponentConfig)
+    heads: Dict[str, HeadConfig] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and learning-rate schedule."""
+
+    name: str = "adam"  # adam | adamw | sgd
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 5.0  # max global gradient norm; 0 disables clipping
+    schedule: str = "plateau"  # none | plateau | cosine | step
+    schedule_options: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainerConfig:
+    """The training loop."""
+
+    max_steps: int = 100_000
+    max_minutes: Optional[float] = None  # wall-clock budget; stops at whichever comes first
+    batch_size: int = 8
+    validate_every: int = 1000
+    patience: int = 10  # validations without improvement before early stopping; 0 disables
+    monitor: str = "loss"  # validation metric that picks best.pt
+    monitor_mode: str = "min"  # min | max
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
+    compile: bool = False  # torch.compile the model
+    num_workers: int = 2
+    seed: int = 0
+    log_every: int = 50
+
+
+@dataclass
+class EvalConfig:
+    """The shared evaluation."""
+
+    split: str = "test"
+    metrics: List[str] = field(default_factory=lambda: ["si_sdr", "sdr", "transcription"])
+    bss_eval: bool = False  # SIR/SAR through mir_eval; slow
+    note_threshold: float = 0.4
+    min_note_frames: int = 2
+    max_examples: Optional[int] = None
+    report_examples: int = 3
+
+
+@dataclass
+class Recipe:
+    """A whole experiment: data, features, model, optimiser, trainer, evaluation."""
+
+    name: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# ------------------------------------------------------------ error text
+
+
+def _keys_of(node: Any) -> list[str]:
+    """Valid keys of a config node, for suggestions."""
+    if isinstance(node, DictConfig):
+        return [str(k) for k in node.keys()]
+    if dataclasses.is_dataclass(node):
+        return [f.name for f in dataclasses.fields(node)]
+    return []
+
+
+def _describe(exc: OmegaConfBaseException, prefix: str = "") -> str:
+    """One line from an omegaconf error: the full key path, what is wrong, the fix."""
+    key = getattr(exc, "full_key", None) or getattr(exc, "key", None) or "?"
+    path = f"{prefix}{key}" if prefix and not str(key).startswith(prefix) else str(key)
+    message = str(exc).splitlines()[0]
+    if type(exc).__name__ in ("ConfigKeyError", "ConfigAttributeError") and "not in" in message:
+        leaf = str(getattr(exc, "key", "") or path.rsplit(".", 1)[-1])
+        parent = getattr(exc, "parent_node", None) or getattr(exc, "object_type", None)
+        hint = closest(leaf, _keys_of(parent))
+        suggestion = f"; did you mean {hint}?" if hint else f"; valid keys: {', '.join(_keys_of(parent))}"
+        return f"{path}: unknown key{suggestion}"
+    if "Value" in message and ("could not be converted" in message or "is not a valid" in message):
+        return f"{path}: {message.replace('Value ', 'value ', 1)}"
+    return f"{path}: {message}"
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[str, DictConfig]]:
+    """A recipe file and, before it, the files its ``base`` key names (relative to it)."""
+    if not path.is_file():
+        raise RecipeError(f"{path}: no such recipe file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise RecipeError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping of sections, not a {type(raw).__name__}")
+    bases = raw.pop("base", [])
+    bases = [bases] if isinstance(bases, str) else bases
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise RecipeError(f"{path}: base: give a file name or a list of file names")
+    layers: list[tuple[str, DictConfig]] = []
+    for base in bases:
+        base_path = (path.parent / base).resolve()
+        if base_path in chain:
+            raise RecipeError(f"{path}: base {base} includes itself")
+        layers += _read_yaml(base_path, chain + (path.resolve(),))
+    layers.append((str(path), OmegaConf.create(raw)))
+    return layers
+
+
+def _parse_override(text: str) -> DictConfig:
+    """``a.b=value`` -> a config; the value is parsed as YAML (numbers, lists, null)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise RecipeError(f"override '{text}': write it as key=value, e.g. trainer.max_steps=100")
+    try:
+        return OmegaConf.from_dotlist([f"{key}={value}"])
+    except OmegaConfBaseException as exc:
+        raise RecipeError(f"override '{text}': {str(exc).splitlines()[0]}") from None
+
+
+def load_recipe(files: list[str | Path], overrides: list[str] | None = None) -> DictConfig:
+    """Merge recipe files (left to right) and ``key=value`` overrides into a typed config."""
+    if not files:
+        raise RecipeError("no recipe given; pass a YAML file such as recipes/cerberus_set4.yaml")
+    config = OmegaConf.structured(Recipe)
+    layers: list[tuple[str, DictConfig]] = []
+    for f in files:
+        layers += _read_yaml(Path(f))
+    layers += [(f"override {o}", _parse_override(o)) for o in overrides or []]
+    for where, layer in layers:
+        try:
+            config = OmegaConf.merge(config, layer)
+        except OmegaConfBaseException as exc:
+            raise RecipeError(f"{where}: {_describe(exc)}") from None
+    if not config.name:
+        config.name = Path(files[0]).stem
+    return config
+
+
+def to_yaml(config: DictConfig) -> str:
+    """The resolved recipe as YAML text."""
+    return OmegaConf.to_yaml(config, resolve=True)
+
+
+def recipe_from_dict(data: dict[str, Any]) -> DictConfig:
+    """A typed recipe from a plain dict (e.g. read back from a checkpoint)."""
+    try:
+        return OmegaConf.merge(OmegaConf.structured(Recipe), OmegaConf.create(data))
+    except OmegaConfBaseException as exc:
+        raise RecipeError(f"saved recipe: {_describe(exc)}") from None
+
+
+# ------------------------------------------------------------- validation
+
+
+def component_options(schema: type | None, options: Any, where: str) -> Any:
+    """Validate a component's options against its own dataclass schema; returns an instance."""
+    given = OmegaConf.to_container(options, resolve=True) if isinstance(options, DictConfig) else dict(options or {})
+    if schema is None:
+        if given:
+            raise RecipeError(f"{where}: this component takes no options; remove {', '.join(map(str, given))}")
+        return None
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), given)
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        raise RecipeError(_describe(exc, prefix=f"{where}.")) from None
+
+
+def active_heads(config: DictConfig) -> dict[str, HeadConfig]:
+    """Heads with a weight above zero (a zero weight drops the head)."""
+    return {key: head for key, head in config.model.heads.items() if head.weight > 0}
+
+
+def validate_recipe(config: DictConfig, registry: Registry) -> None:
+    """Check what the schema cannot: names exist, weights, sources, sizes."""
+    sources = list(config.data.sources)
+    if not sources:
+        raise RecipeError("data.sources: name at least one source, e.g. [piano, guitar]")
+    if len(set(sources)) != len(sources):
+        raise RecipeError(f"data.sources: {sources} names a source twice")
+    if config.data.sample_rate <= 0:
+        raise RecipeError("data.sample_rate: must be positive, e.g. 16000")
+    if config.data.crop_seconds <= 0:
+        raise RecipeError("data.crop_seconds: must be positive, e.g. 2.0")
+    if config.features.hop_length <= 0 or config.features.n_fft < config.features.hop_length:
+        raise RecipeError("features: need 0 < hop_length <= n_fft, e.g. n_fft=1024 hop_length=256")
+    registry.get("datasets", config.data.kind, where="data.kind") if registry.names("datasets") else None
+    registry.get("encoders", config.model.encoder.name, where="model.encoder.name")
+    for key, head in config.model.heads.items():
+        if head.weight < 0:
+            raise RecipeError(f"model.heads.{key}.weight: {head.weight} is negative; use 0 to drop the head")
+    if not active_heads(config):
+        raise RecipeError("model.heads: no head has a weight above 0; give at least one head a positive weight")
+    for key, head in active_heads(config).items():
+        component = registry.get("heads", head.name or key, where=f"model.heads.{key}.name")
+        registry.get("losses", head.loss or component.info["loss"], where=f"model.heads.{key}.loss")
+    for name in config.eval.metrics:
+        if registry.names("metrics"):
+            registry.get("metrics", name, where="eval.metrics")
+    if config.trainer.monitor_mode not in ("min", "max"):
+        raise RecipeError(f"trainer.monitor_mode: '{config.trainer.monitor_mode}'; use min or max")
+    if config.trainer.batch_size < 1:
+        raise RecipeError("trainer.batch_size: must be at least 1")

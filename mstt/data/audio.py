@@ -50,18 +50,18 @@ def probe(path: Path, verify_tail: bool = True) -> tuple[int, int]:
     try:
         info = sf.info(str(path))
     except Exception as exc:  # libsndfile raises several types for unreadable files
-        raise AudioError(f"cannot open {path.name}: {exc}") from exc
+        raise AudioError(f"cannot open {_short(path)}: {exc}") from exc
     if info.frames <= 0:
-        raise AudioError(f"{path.name} holds no audio frames")
+        raise AudioError(f"{_short(path)} holds no audio frames")
     if verify_tail:
         try:
             with sf.SoundFile(str(path)) as f:
                 f.seek(max(0, info.frames - 2048))
                 tail = f.read(2048, dtype="float32", always_2d=True)
         except Exception as exc:
-            raise AudioError(f"{path.name} is truncated or corrupt: {exc}") from exc
+            raise AudioError(f"{_short(path)} is truncated or corrupt: {exc}") from exc
         if len(tail) != min(2048, info.frames):
-            raise AudioError(f"{path.name} is truncated: header says {info.frames} frames")
+            raise AudioError(f"{_short(path)} is truncated: header says {info.frames} frames")
     return info.frames, info.samplerate
 
 
@@ -70,7 +70,7 @@ def read_audio(path: Path, sample_rate: int) -> np.ndarray:
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:
-        raise AudioError(f"cannot decode {path.name}: {exc}") from exc
+        raise AudioError(f"cannot decode {_short(path)}: {exc}") from exc
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     return resample(np.ascontiguousarray(mono), sr, sample_rate)
 
@@ -103,7 +103,7 @@ def digest(value: object, n: int = 16) -> str:
 
 def _atomic_write(path: Path, write) -> None:
     """Write through a temporary file in the same folder, then rename over ``path``."""
-    tmp = path.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex}-{path.name}")
+    tmp = path.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex}-{_short(path)}")
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -184,3 +184,8 @@ def _save(path: Path, array: np.ndarray) -> None:
     """np.save to an exact path (np.save appends .npy to names without it)."""
     with open(path, "wb") as f:
         np.save(f, array, allow_pickle=False)
+
+
+def _short(path: Path) -> str:
+    """``folder/name`` of a file, enough to find it inside a track."""
+    return f"{path.parent.name}/{path.name}"

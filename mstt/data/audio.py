@@ -103,7 +103,7 @@ def digest(value: object, n: int = 16) -> str:
 
 def _atomic_write(path: Path, write) -> None:
     """Write through a temporary file in the same folder, then rename over ``path``."""
-    tmp = path.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex}-{_short(path)}")
+    tmp = path.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex}-{path.name}")
     try:
         write(tmp)
         os.replace(tmp, path)

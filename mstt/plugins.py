@@ -18,6 +18,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mstt.nn.encoders",
     "mstt.nn.heads",
     "mstt.losses",
+    "mstt.data.adapters",
 )
 
 BUILTIN = "builtin"

@@ -21,6 +21,7 @@ from mstt.data.synth.render import default_soundfont, mix_stems, render_stem
 from mstt.errors import MsttError
 
 MARKER = ".mstt_synth.json"  # names the parameters of the set a folder holds, so a rerun can resume
+SCRATCH = ".partial"  # tracks being written; renamed into their split folder when complete
 
 
 @dataclass
@@ -115,13 +116,13 @@ def _prepare_out(out: Path, params: dict) -> None:
 
 def make_track(job: tuple) -> float:
     """Compose, render and write one track (runs in a worker process); returns its seconds of audio."""
-    final, index, sources, seconds, seed, sample_rate, soundfont = job
+    final, index, sources, seconds, seed, sample_rate, soundfont, scratch = job
     arrangement = compose(sources, seconds, seed, index)
     n_samples = int(round(seconds * sample_rate))
     raw = [render_stem(inst, sample_rate, n_samples, soundfont) for inst in arrangement.instruments]
     mix = mix_stems(raw, sample_rate)
     track_id = track_uuid(GENERATOR_VERSION, seed, index, ",".join(sources), seconds, sample_rate)
-    write_track(Path(final), arrangement, mix, sample_rate, Path(soundfont), track_id)
+    write_track(Path(final), arrangement, mix, sample_rate, Path(soundfont), track_id, Path(scratch))
     return n_samples / sample_rate
 
 
@@ -146,12 +147,13 @@ def synthesize(out: str | os.PathLike, sources: str | Sequence[str], tracks: int
               "seconds": float(seconds), "seed": int(seed), "sample_rate": int(sample_rate),
               "soundfont": font.name, "soundfont_bytes": font.stat().st_size, "splits": list(fractions)}
     _prepare_out(out, params)
-    for split in SPLITS:
-        for stale in stale_temp_folders(out / split):  # our own leftovers from a killed run
-            shutil.rmtree(stale, ignore_errors=True)
+    scratch = out / SCRATCH
+    scratch.mkdir(exist_ok=True)
+    for stale in stale_temp_folders(scratch):  # our own leftovers from a killed run
+        shutil.rmtree(stale, ignore_errors=True)
     plan = track_plan(int(tracks), fractions)
-    pending = [(str(out / split / name), index, names, float(seconds), int(seed), int(sample_rate), str(font))
-               for index, split, name in plan if not (out / split / name).is_dir()]
+    pending = [(str(out / split / name), index, names, float(seconds), int(seed), int(sample_rate), str(font),
+                str(scratch)) for index, split, name in plan if not (out / split / name).is_dir()]
     jobs = max(1, min(jobs or os.cpu_count() or 1, max(len(pending), 1)))
     start = time.perf_counter()
     rendered = 0.0
@@ -167,6 +169,10 @@ def synthesize(out: str | os.PathLike, sources: str | Sequence[str], tracks: int
                 for future in as_completed([pool.submit(make_track, job) for job in pending]):
                     rendered += future.result()
                     bar.update()
+    try:
+        scratch.rmdir()
+    except OSError:
+        pass  # something else is in there: leave it
     per_split = {s: sum(1 for _, split, _ in plan if split == s) for s in SPLITS}
     n_samples = int(round(seconds * sample_rate))
     return SynthSummary(out, int(tracks), per_split, len(plan) * n_samples / sample_rate, rendered,

@@ -82,9 +82,10 @@ def metadata(arrangement: Arrangement, mix: Mix, soundfont: Path, track_id: str)
 
 
 def write_track(final: Path, arrangement: Arrangement, mix: Mix, sample_rate: int, soundfont: Path,
-                track_id: str) -> None:
-    """Write one track into a temporary sibling folder and rename it to `final` once complete."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+                track_id: str, scratch: Path) -> None:
+    """Write one track into a temporary folder under `scratch` and rename it to `final` once complete."""
+    # scratch sits outside the split folders, so readers listing a split never see a half-written track.
+    tmp = Path(tempfile.mkdtemp(prefix=f"{final.name}.", suffix=".tmp", dir=scratch))
     try:
         (tmp / "stems").mkdir()
         (tmp / "MIDI").mkdir()
@@ -101,6 +102,6 @@ def write_track(final: Path, arrangement: Arrangement, mix: Mix, sample_rate: in
         raise
 
 
-def stale_temp_folders(split_dir: Path) -> list[Path]:
+def stale_temp_folders(scratch: Path) -> list[Path]:
     """Half-written track folders a killed run left behind (only names write_track creates)."""
-    return [p for p in split_dir.glob(".Track?????.*.tmp") if p.is_dir()]
+    return [p for p in scratch.glob("Track?????.*.tmp") if p.is_dir()]

@@ -1,0 +1,237 @@
+"""The synthetic Slakh-format generator: composer, rendering, layout, CLI and cache."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+import soundfile as sf
+import yaml
+
+from mstt.cli import main
+from mstt.data.classes import DEFAULT_CLASSES
+from mstt.data.synth import SOURCES, compose, ensure_synthetic_set, synthesize
+from mstt.data.synth import cache as synth_cache
+from mstt.data.synth.layout import split_counts, track_plan
+
+TOP_KEYS = {"UUID", "audio_dir", "lmd_midi_dir", "midi_dir", "normalization_factor", "normalized",
+            "overall_gain", "target_peak", "stems"}
+STEM_KEYS = {"audio_rendered", "inst_class", "integrated_loudness", "is_drum", "midi_program_name",
+             "midi_saved", "plugin_name", "program_num"}
+PITCH_LIMITS = {"piano": (21, 108), "guitar": (40, 88), "bass": (28, 60), "strings": (28, 100)}
+
+
+@pytest.fixture(scope="module")
+def tiny_sets(tmp_path_factory) -> tuple[Path, Path]:
+    """The same 3 tracks x 3 s set written with one worker and with two."""
+    root = tmp_path_factory.mktemp("synth")
+    one, two = root / "one", root / "two"
+    synthesize(one, SOURCES, 3, seconds=3.0, seed=7, jobs=1, progress=False)
+    synthesize(two, ",".join(SOURCES), 3, seconds=3.0, seed=7, jobs=2, progress=False)
+    return one, two
+
+
+def _notes(inst: pretty_midi.Instrument) -> list[tuple]:
+    return [(n.pitch, n.velocity, n.start, n.end) for n in inst.notes]
+
+
+def _tracks(root: Path) -> list[Path]:
+    return sorted(root.glob("*/Track?????"), key=lambda p: p.name)
+
+
+def test_layout_is_slakh(tiny_sets):
+    root = tiny_sets[0]
+    tracks = _tracks(root)
+    assert [t.name for t in tracks] == ["Track00001", "Track00002", "Track00003"]
+    assert sorted(t.parent.name for t in tracks) == ["test", "train", "validation"]
+    for track in tracks:
+        meta = yaml.safe_load((track / "metadata.yaml").read_text())
+        assert set(meta) == TOP_KEYS
+        assert meta["audio_dir"] == "stems" and meta["midi_dir"] == "MIDI"
+        assert meta["normalization_factor"] == -13.0 and meta["target_peak"] == -1.0 and meta["normalized"]
+        assert list(meta["stems"]) == [f"S{i:02d}" for i in range(5)]
+        mix, sr = sf.read(track / "mix.flac", dtype="int16")
+        assert sr == 16000 and mix.ndim == 1 and len(mix) == 3 * 16000
+        assert sf.info(str(track / "mix.flac")).subtype == "PCM_16"
+        total = np.zeros(len(mix), np.int64)
+        for key, stem in meta["stems"].items():
+            assert set(stem) == STEM_KEYS
+            assert stem["audio_rendered"] and stem["midi_saved"] and stem["plugin_name"] == "TimGM6mb.sf2"
+            audio, _ = sf.read(track / "stems" / f"{key}.flac", dtype="int16")
+            assert np.abs(audio).max() > 100  # every stem actually sounds
+            total += audio
+            midi = pretty_midi.PrettyMIDI(str(track / "MIDI" / f"{key}.mid"))
+            assert len(midi.instruments) == 1 and midi.instruments[0].notes
+            assert midi.instruments[0].is_drum == stem["is_drum"]
+            if stem["is_drum"]:
+                assert stem["program_num"] == 128 and stem["inst_class"] == "Drums"
+            else:
+                assert stem["program_num"] == midi.instruments[0].program
+        assert np.array_equal(total, mix.astype(np.int64))  # mix == sum of stems as written
+        assert len(pretty_midi.PrettyMIDI(str(track / "all_src.mid")).instruments) == 5
+    assert len({yaml.safe_load((t / "metadata.yaml").read_text())["UUID"] for t in tracks}) == 3
+    assert not (root / ".partial").exists()
+
+
+def test_same_seed_same_set_whatever_the_jobs(tiny_sets):
+    one, two = tiny_sets
+    for a, b in zip(_tracks(one), _tracks(two)):
+        assert a.relative_to(one) == b.relative_to(two)
+        for f in sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file()):
+            if f.suffix == ".flac":
+                assert np.array_equal(sf.read(a / f, dtype="int16")[0], sf.read(b / f, dtype="int16")[0]), f
+            else:
+                assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
+def test_rerun_with_same_options_resumes(tiny_sets, capsys):
+    summary = synthesize(tiny_sets[0], SOURCES, 3, seconds=3.0, seed=7, jobs=1, progress=False)
+    assert summary.skipped == 3 and summary.rendered_seconds == 0
+
+
+def test_composer_writes_band_music():
+    meters, tempi = set(), set()
+    overlaps = Counter()
+    for index in range(12):
+        arr = compose(SOURCES, 20.0, seed=3, index=index)
+        song = arr.song
+        meters.add(song.beats_per_bar)
+        tempi.add(round(song.tempo))
+        assert len({c.pcs for c in song.chords}) >= 3
+        spans = {}
+        for name, inst in zip(arr.sources, arr.instruments):
+            cls = DEFAULT_CLASSES[name]
+            assert inst.notes, name
+            assert inst.is_drum == cls.is_drum
+            pitches = [n.pitch for n in inst.notes]
+            if not cls.is_drum:
+                assert inst.program in cls.programs
+                lo, hi = PITCH_LIMITS[name]
+                assert lo <= min(pitches) and max(pitches) <= hi, (name, min(pitches), max(pitches))
+                spans[name] = (min(pitches), max(pitches))
+            velocities = np.array([n.velocity for n in inst.notes])
+            assert (velocities >= 30).mean() > 0.8 and velocities.std() > 3
+            assert all(0 <= n.start < n.end <= 20.0 for n in inst.notes)
+        # Pitch ranges overlap as in real arrangements: piano always with guitar, mostly with strings.
+        for a, b in (("piano", "guitar"), ("piano", "strings"), ("guitar", "strings")):
+            overlaps[a, b] += spans[a][0] <= spans[b][1] and spans[b][0] <= spans[a][1]
+        # Instruments play at the same time: mid-song at least four of them sound together.
+        t = 10.0
+        sounding = sum(any(n.start <= t + 0.5 and n.end >= t for n in inst.notes) for inst in arr.instruments)
+        assert sounding >= 4
+    assert meters == {3, 4} and len(tempi) >= 8
+    assert overlaps["piano", "guitar"] == 12 and min(overlaps.values()) >= 9, overlaps
+
+
+def test_drums_on_drum_channel_and_parts_independent_of_other_sources():
+    full = compose(SOURCES, 10.0, seed=1, index=4)
+    drums = full.instruments[SOURCES.index("drums")]
+    assert drums.is_drum and {n.pitch for n in drums.notes} >= {36, 38}
+    assert _notes(compose(SOURCES, 10.0, seed=1, index=4).to_midi().instruments[3]) == _notes(drums)
+    alone = compose(["piano"], 10.0, seed=1, index=4).instruments[0]
+    assert _notes(alone) == _notes(full.instruments[0]) and alone.program == full.instruments[0].program
+    assert _notes(compose(["piano"], 10.0, seed=2, index=4).instruments[0]) != _notes(alone)
+
+
+def test_split_counts():
+    assert split_counts(3, (0.8, 0.1, 0.1)) == [1, 1, 1]
+    assert split_counts(10, (0.8, 0.1, 0.1)) == [8, 1, 1]
+    assert split_counts(2100, (1500 / 2100, 375 / 2100, 225 / 2100)) == [1500, 375, 225]
+    assert split_counts(2, (0.8, 0.1, 0.1)) == [2, 0, 0]
+    names = [name for _, _, name in track_plan(12, (0.8, 0.1, 0.1))]
+    assert names == [f"Track{i:05d}" for i in range(1, 13)]
+
+
+def test_cli_writes_a_set(tmp_path, capsys):
+    out = tmp_path / "set"
+    assert main(["synth", "--sources", "bass,drums", "--tracks", "3", "--seconds", "2", "--out", str(out),
+                 "--jobs", "1", "--sample-rate", "8000", "--no-progress"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("synth: 3 tracks") and "real time" in line and "\n" not in line
+    meta = yaml.safe_load((out / "train" / "Track00001" / "metadata.yaml").read_text())
+    assert [s["inst_class"] for s in meta["stems"].values()] == ["Bass", "Drums"]
+    assert sf.info(str(out / "test" / "Track00003" / "mix.flac")).samplerate == 8000
+
+
+def _error(capsys, argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mstt: error: ") and "\n" not in err
+    return err
+
+
+def test_cli_rejects_bad_input(tmp_path, capsys, monkeypatch):
+    base = ["synth", "--tracks", "3", "--seconds", "1", "--no-progress", "--out"]
+    out = str(tmp_path / "o")
+    err = _error(capsys, base + [out, "--sources", "pianno,bass"])
+    assert "pianno" in err and "did you mean piano" in err and "strings" in err
+    assert "--tracks" in _error(capsys, ["synth", "--tracks", "0", "--out", out])
+    assert "--seconds" in _error(capsys, base + [out, "--seconds", "0"])
+    assert "not found" in _error(capsys, base + [out, "--soundfont", str(tmp_path / "none.sf2")])
+    fake = tmp_path / "fake.sf2"
+    fake.write_bytes(b"not a soundfont at all")
+    assert "SoundFont" in _error(capsys, base + [out, "--soundfont", str(fake)])
+    assert "--splits" in _error(capsys, base + [out, "--splits", "0.8,0.2"])
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    assert "not empty" in _error(capsys, base + [str(user)])
+    assert (user / "notes.txt").read_text() == "mine"  # never touched
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert "--out" in _error(capsys, base + [str(blocker / "sub")])
+    monkeypatch.setattr("mstt.data.synth.generate.os.access", lambda *a, **k: False)
+    assert "not writable" in _error(capsys, base + [str(tmp_path / "ro" / "set")])
+    assert not list(tmp_path.glob("o*"))
+
+
+def test_cli_refuses_a_different_set(tmp_path, capsys):
+    out = tmp_path / "set"
+    args = ["synth", "--sources", "bass", "--tracks", "3", "--seconds", "1", "--out", str(out), "--no-progress"]
+    assert main(args + ["--jobs", "1"]) == 0
+    capsys.readouterr()
+    assert "different synthetic set" in _error(capsys, args + ["--seed", "5"])
+    assert len(_tracks(out)) == 3
+
+
+def test_cache_generates_once_and_reuses(tmp_path, monkeypatch):
+    monkeypatch.setenv("MSTT_CACHE", str(tmp_path / "cache"))
+    calls = []
+    real = synth_cache.synthesize
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(synth_cache, "synthesize", counting)
+    first = ensure_synthetic_set("piano,bass", 3, 1.0, 0, 8000, jobs=1)
+    assert first.parent == tmp_path / "cache" / "synth" and (first / synth_cache.COMPLETE).is_file()
+    assert len(_tracks(first)) == 3
+    assert ensure_synthetic_set(["piano", "bass"], 3, 1.0, 0, 8000, jobs=1) == first and len(calls) == 1
+    assert ensure_synthetic_set("piano,bass", 3, 1.0, 1, 8000, jobs=1) != first and len(calls) == 2
+    assert [p.name for p in first.parent.iterdir() if p.name.startswith(".")] == []  # no temp folders left
+
+
+def test_cache_ignores_a_folder_without_marker(tmp_path, monkeypatch):
+    monkeypatch.setenv("MSTT_CACHE", str(tmp_path))
+    font = synth_cache.check_soundfont(None)
+    key = synth_cache.cache_key(["bass"], 3, 1.0, 0, 8000, font, (0.8, 0.1, 0.1))
+    half = tmp_path / "synth" / key
+    (half / "train").mkdir(parents=True)
+    (half / "train" / "junk").write_text("half-written")
+    path = ensure_synthetic_set("bass", 3, 1.0, 0, 8000, jobs=1)
+    assert path == half and (path / synth_cache.COMPLETE).is_file()
+    assert not (path / "train" / "junk").exists() and len(_tracks(path)) == 3
+
+
+def test_cache_race_keeps_the_winner(tmp_path):
+    winner, loser = tmp_path / "final", tmp_path / "tmp"
+    for folder in (winner, loser):
+        folder.mkdir()
+        (folder / synth_cache.COMPLETE).write_text("complete\n")
+    (winner / "who").write_text("winner")
+    synth_cache._publish(loser, winner)
+    assert (winner / "who").read_text() == "winner" and (winner / synth_cache.COMPLETE).is_file()

@@ -71,6 +71,17 @@ def check_soundfont(soundfont: str | os.PathLike | None) -> Path:
         head = fh.read(12)
     if head[:4] != b"RIFF" or head[8:12] != b"sfbk":
         raise MsttError(f"--soundfont {path}: not a SoundFont 2 file (no RIFF/sfbk header); pass a .sf2 file")
+    try:
+        import fluidsynth  # fails here, once, rather than in every worker
+    except ImportError as exc:
+        raise MsttError(f"pyfluidsynth cannot load the FluidSynth library ({exc}); install it, "
+                        f"e.g. apt-get install libfluidsynth3") from exc
+    synth = fluidsynth.Synth(**{"synth.dynamic-sample-loading": 1})
+    try:
+        if synth.sfload(str(path)) < 0:  # a damaged file fails now, before any folder is written
+            raise MsttError(f"--soundfont {path}: FluidSynth could not load it; pass a valid .sf2 file")
+    finally:
+        synth.delete()
     return path
 
 
@@ -157,22 +168,24 @@ def synthesize(out: str | os.PathLike, sources: str | Sequence[str], tracks: int
     jobs = max(1, min(jobs or os.cpu_count() or 1, max(len(pending), 1)))
     start = time.perf_counter()
     rendered = 0.0
-    # disable=None: the bar shows on a terminal and stays out of logs and captured output.
-    with tqdm(total=len(pending), unit="track", desc="synth", disable=None if progress else True) as bar:
-        if jobs == 1:
-            for job in pending:
-                rendered += make_track(job)
-                bar.update()
-        else:
-            # spawn: workers start clean, whatever threads (torch, BLAS) the parent already runs
-            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-                for future in as_completed([pool.submit(make_track, job) for job in pending]):
-                    rendered += future.result()
-                    bar.update()
     try:
-        scratch.rmdir()
-    except OSError:
-        pass  # something else is in there: leave it
+        # disable=None: the bar shows on a terminal and stays out of logs and captured output.
+        with tqdm(total=len(pending), unit="track", desc="synth", disable=None if progress else True) as bar:
+            if jobs == 1:
+                for job in pending:
+                    rendered += make_track(job)
+                    bar.update()
+            else:
+                # spawn: workers start clean, whatever threads (torch, BLAS) the parent already runs
+                with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                    for future in as_completed([pool.submit(make_track, job) for job in pending]):
+                        rendered += future.result()
+                        bar.update()
+    finally:
+        try:
+            scratch.rmdir()
+        except OSError:
+            pass  # a worker's folder is still in there: the next run clears it
     per_split = {s: sum(1 for _, split, _ in plan if split == s) for s in SPLITS}
     n_samples = int(round(seconds * sample_rate))
     return SynthSummary(out, int(tracks), per_split, len(plan) * n_samples / sample_rate, rendered,

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 
+from mstt.errors import MsttError
+
 NORMALIZATION_DB = -13.0  # per-stem loudness target, as Slakh's normalization_factor
 TARGET_PEAK_DB = -1.0  # mixture (and every stem) peak ceiling in dBFS
 _BLOCK_S = 0.4  # gating block of the loudness measure, as BS.1770
@@ -66,7 +68,7 @@ def render_stem(inst: pretty_midi.Instrument, sample_rate: int, n_samples: int,
     try:
         sfid = synth.sfload(str(soundfont or default_soundfont()))
         if sfid < 0:
-            raise RuntimeError(f"fluidsynth could not load {soundfont}")
+            raise MsttError(f"--soundfont {soundfont}: FluidSynth could not load it; pass a valid .sf2 file")
         channel = 9 if inst.is_drum else 0
         if inst.is_drum:
             if synth.program_select(channel, sfid, 128, inst.program) != 0:

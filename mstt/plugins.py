@@ -19,6 +19,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mstt.nn.heads",
     "mstt.losses",
     "mstt.data.adapters",
+    "mstt.data.synthetic",
     "mstt.metrics",
 )
 

@@ -262,7 +262,8 @@ def validate_recipe(config: DictConfig, registry: Registry) -> None:
         raise RecipeError("data.crop_seconds: must be positive, e.g. 2.0")
     if config.features.hop_length <= 0 or config.features.n_fft < config.features.hop_length:
         raise RecipeError("features: need 0 < hop_length <= n_fft, e.g. n_fft=1024 hop_length=256")
-    registry.get("datasets", config.data.kind, where="data.kind") if registry.names("datasets") else None
+    dataset = registry.get("datasets", config.data.kind, where="data.kind")
+    component_options(dataset.options, config.data.options, "data.options")
     registry.get("encoders", config.model.encoder.name, where="model.encoder.name")
     for key, head in config.model.heads.items():
         if head.weight < 0:
@@ -273,8 +274,7 @@ def validate_recipe(config: DictConfig, registry: Registry) -> None:
         component = registry.get("heads", head.name or key, where=f"model.heads.{key}.name")
         registry.get("losses", head.loss or component.info["loss"], where=f"model.heads.{key}.loss")
     for name in config.eval.metrics:
-        if registry.names("metrics"):
-            registry.get("metrics", name, where="eval.metrics")
+        registry.get("metrics", name, where="eval.metrics")
     if config.trainer.monitor_mode not in ("min", "max"):
         raise RecipeError(f"trainer.monitor_mode: '{config.trainer.monitor_mode}'; use min or max")
     if config.trainer.batch_size < 1:

@@ -94,7 +94,7 @@ class Registry:
         hint = closest(str(name), known)
         message = f"{prefix}unknown {SINGULAR[kind]} '{name}'"
         message += f"; did you mean '{hint}'?" if hint else ""
-        message += f" Known {kind}: {', '.join(known) or 'none'}"
+        message += f" (known {kind}: {', '.join(known) or 'none'})"
         failed = [e["plugin"] for e in self.errors]
         if failed:
             message += f" (plugins that failed to load: {', '.join(failed)}; see `mstt plugins`)"

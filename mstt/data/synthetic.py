@@ -1,0 +1,59 @@
+"""The ``synth`` dataset: a Slakh-format set rendered on first use into $MSTT_CACHE, then read as Slakh."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Optional
+
+from mstt import hookimpl
+from mstt.data.slakh import SlakhAdapter, SlakhOptions
+from mstt.data.synth.cache import ensure_synthetic_set
+
+
+@dataclass
+class SynthDataOptions:
+    """What to render (tracks, seconds, seed, soundfont) and how to read it (the slakh options)."""
+
+    tracks: int = 600  # 600 x 60 s = 10 hours; see mstt.data.synth for sizes that make sense
+    seconds: float = 60.0
+    seed: int = 0
+    soundfont: Optional[str] = None  # None: the TimGM6mb.sf2 that pretty_midi ships
+    render_sources: list[str] = field(
+        default_factory=lambda: ["piano", "guitar", "bass", "drums", "strings"]
+    )  # every set is cut from one rendering of all five classes, as Slakh sets are
+    splits: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    jobs: Optional[int] = None  # rendering processes; None: all cores
+    drop_silent_crops: bool = True
+    silence_threshold: float = 1e-3
+    min_velocity: int = 30
+
+
+class SyntheticAdapter(SlakhAdapter):
+    """The Slakh adapter over a synthetic set; ``root`` None renders (or reuses) one in the cache."""
+
+    def __init__(self, root: str | Path | None, sources: list[str], sample_rate: int, options: SynthDataOptions | None = None) -> None:
+        options = options or SynthDataOptions()
+        if root is None:
+            missing = [s for s in sources if s not in options.render_sources]
+            render = list(options.render_sources) + missing
+            root = ensure_synthetic_set(
+                render,
+                options.tracks,
+                options.seconds,
+                options.seed,
+                sample_rate,
+                soundfont=options.soundfont,
+                jobs=options.jobs,
+                splits=tuple(options.splits),
+                progress=True,
+            )
+        slakh_names = {f.name for f in fields(SlakhOptions)}
+        slakh = SlakhOptions(**{f.name: getattr(options, f.name) for f in fields(options) if f.name in slakh_names})
+        super().__init__(root, sources, sample_rate, slakh)
+
+
+@hookimpl
+def mstt_register_datasets(register) -> None:
+    """Register the synthetic default dataset."""
+    register("synth", SyntheticAdapter, options=SynthDataOptions)

@@ -1,0 +1,148 @@
+"""Recipes: merging, base files, overrides, typed validation and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mstt.cli import main
+from mstt.errors import MsttError, RecipeError
+from mstt.nn.build import build_model
+from mstt.recipe import load_recipe
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+PAPER_RECIPES = sorted(p for p in RECIPES.glob("*.yaml") if p.name != "quick.yaml")
+
+WEIGHTS = {  # PAPER.md: (alpha, beta, gamma)
+    "dc": (1.0, 0.0, 0.0),
+    "mi": (0.0, 1.0, 0.0),
+    "tr": (0.0, 0.0, 1.0),
+    "chimera": (0.5, 0.5, 0.0),
+    "dc_tr": (0.2, 0.0, 0.8),
+    "mi_tr": (0.0, 0.2, 0.8),
+    "cerberus": (0.1, 0.1, 0.8),
+}
+SETS = {
+    "1": ["piano", "guitar"],
+    "2": ["piano", "guitar", "bass"],
+    "3": ["piano", "guitar", "bass", "drums"],
+    "4": ["piano", "guitar", "bass", "drums", "strings"],
+}
+
+
+@pytest.mark.parametrize("path", PAPER_RECIPES, ids=lambda p: p.stem)
+def test_paper_recipes_have_the_papers_weights_and_sources(path):
+    config = load_recipe([path])
+    model_kind, _, set_number = path.stem.rpartition("_set")
+    if model_kind in WEIGHTS:
+        heads = config.model.heads
+        assert (heads.dc.weight, heads.mi.weight, heads.tr.weight) == WEIGHTS[model_kind]
+        assert list(config.data.sources) == SETS[set_number]
+    assert config.name == path.stem
+
+
+def test_every_paper_recipe_is_present():
+    names = {p.stem for p in PAPER_RECIPES}
+    expected = {f"{m}_set1" for m in WEIGHTS} | {f"{m}_set{n}" for m in ("chimera", "tr", "cerberus") for n in "234"}
+    assert expected <= names
+
+
+def test_files_merge_left_to_right_then_overrides(tmp_path):
+    a = tmp_path / "a.yaml"
+    a.write_text("name: a\ntrainer: {batch_size: 4, max_steps: 10}\nmodel: {heads: {tr: {weight: 1.0}}}\n")
+    b = tmp_path / "b.yaml"
+    b.write_text("trainer: {batch_size: 2}\n")
+    config = load_recipe([a, b], ["trainer.max_steps=7", "data.sources=[bass,drums]"])
+    assert config.trainer.batch_size == 2
+    assert config.trainer.max_steps == 7
+    assert list(config.data.sources) == ["bass", "drums"]
+
+
+def test_base_files_resolve_relative_and_refuse_cycles(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "base.yaml").write_text("trainer: {batch_size: 3}\n")
+    top = tmp_path / "top.yaml"
+    top.write_text("base: sub/base.yaml\nmodel: {heads: {tr: {weight: 1.0}}}\n")
+    assert load_recipe([top]).trainer.batch_size == 3
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("base: loop.yaml\n")
+    with pytest.raises(RecipeError, match="includes itself"):
+        load_recipe([loop])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("trainer.wieght_decay_typo=3", "trainer.wieght_decay_typo: unknown key"),
+        ("model.heads.tr.wieght=3", "model.heads.tr.wieght: unknown key; did you mean weight?"),
+        ("trainer.batch_size=big", "trainer.batch_size: value 'big'"),
+        ("optim.lr", "write it as key=value"),
+    ],
+)
+def test_bad_keys_and_types_name_the_path(override, message):
+    with pytest.raises(RecipeError) as info:
+        load_recipe([RECIPES / "cerberus_set4.yaml"], [override])
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_typo_in_a_file_names_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  heads:\n    tr: {wieght: 0.8}\n")
+    with pytest.raises(RecipeError, match=r"bad.yaml: model.heads.tr.wieght: unknown key; did you mean weight\?"):
+        load_recipe([bad])
+
+
+def test_not_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        load_recipe([bad])
+    with pytest.raises(RecipeError, match="no such recipe file"):
+        load_recipe([tmp_path / "missing.yaml"])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.heads.mi.options.activaton=relu", "model.heads.mi.options.activaton: unknown key; did you mean activation?"),
+        ("model.heads.mi.options.activation=relu", "activation must be softmax or sigmoid"),
+        ("model.encoder.options.hidden_size=wide", "model.encoder.options.hidden_size: value 'wide'"),
+        ("model.heads.tr.loss_options.kind=focal", "kind must be bce or l2"),
+        ("model.heads.tr.weight=-0.5", "model.heads.tr.weight: -0.5 is negative"),
+        ("model.encoder.name=lstm", "unknown encoder 'lstm'; did you mean 'blstm'?"),
+        ("model.heads.tr.loss=bce", "model.heads.tr.loss: unknown loss 'bce'"),
+        ("data.sources=[]", "data.sources: name at least one source"),
+    ],
+)
+def test_component_options_are_validated_by_their_own_schema(override, message):
+    config = load_recipe([RECIPES / "cerberus_set4.yaml"], [override])
+    with pytest.raises(MsttError) as info:
+        build_model(config)
+    assert message in str(info.value)
+
+
+def test_model_with_no_heads_is_refused():
+    config = load_recipe([RECIPES / "chimera_set1.yaml"], ["model.heads.dc.weight=0", "model.heads.mi.weight=0"])
+    with pytest.raises(RecipeError, match="no head has a weight above 0"):
+        build_model(config)
+
+
+def test_zero_weight_drops_the_head():
+    model = build_model(load_recipe([RECIPES / "chimera_set1.yaml"]))
+    assert set(model.heads) == {"dc", "mi"}
+
+
+@pytest.mark.parametrize("path", PAPER_RECIPES, ids=lambda p: p.stem)
+def test_dry_run_every_recipe(path, capsys):
+    assert main(["run", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"name: {path.stem}" in out and "# parameters" in out and "total:" in out
+
+
+def test_dry_run_typo_fails_with_one_line(capsys):
+    code = main(["run", str(RECIPES / "cerberus_set4.yaml"), "trainer.wieght_decay_typo=3", "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "wieght_decay_typo" in err and "Traceback" not in err

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -17,6 +18,10 @@ from scipy.signal import resample_poly
 # Bump when the cache's file format or the decoding changes, so old entries are not reused.
 CACHE_VERSION = 1
 CACHE_ENV = "MSTT_CACHE"
+_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
 
 
 class AudioError(Exception):
@@ -112,8 +117,33 @@ def _atomic_write(path: Path, write) -> None:
             tmp.unlink()
 
 
+@dataclass(frozen=True)
+class CachedAudio:
+    """A decoded source in the cache: an int16 ``.npy`` file (memmap-able) and its scale.
+
+    Crops are read with positioned reads rather than kept as memmaps: every memmap holds a
+    file descriptor, and thousands of tracks per DataLoader worker would exhaust them.
+    """
+
+    path: Path
+    offset: int  # bytes of .npy header before the samples
+    samples: int
+    scale: float
+
+    def read(self, start: int, count: int) -> np.ndarray:
+        """float32 samples ``[start, start + count)``, shorter when that passes the end."""
+        start = max(0, start)
+        count = max(0, min(count, self.samples - start))
+        with open(self.path, "rb") as f:
+            f.seek(self.offset + 2 * start)
+            data = np.fromfile(f, dtype="<i2", count=count)
+        if len(data) != count:
+            raise AudioError(f"cache file {self.path} shrank; delete it and run again")
+        return data.astype(np.float32) * np.float32(self.scale)
+
+
 class AudioCache:
-    """Decoded sources as int16 ``.npy`` memmaps, one folder per track, written atomically.
+    """Decoded sources as int16 ``.npy`` files, one folder per track, written atomically.
 
     Layout: ``<root>/audio/<track key>/<source>-<stem key>.npy`` plus a ``.json`` sidecar
     (scale, samples, byte size) written after the array: an entry without a matching
@@ -129,36 +159,39 @@ class AudioCache:
         stem_key = digest(file_stamp(stems), 12)
         return self.root / "audio" / track_key / f"{source}-{stem_key}"
 
-    def load(self, entry: Path, samples: int) -> tuple[np.ndarray, float] | None:
-        """(int16 memmap ``(samples,)``, scale) of a complete entry, or None."""
+    def load(self, entry: Path, samples: int) -> CachedAudio | None:
+        """The complete entry of ``samples`` samples, or None (absent, partial or corrupt)."""
         npy, meta = entry.with_suffix(".npy"), entry.with_suffix(".json")
         try:
             info = json.loads(meta.read_text())
-            if (
-                info.get("version") != CACHE_VERSION
-                or info.get("samples") != samples
-                or npy.stat().st_size != info.get("bytes")
-            ):
+            if info.get("version") != CACHE_VERSION or info.get("samples") != samples:
                 return None
-            data = np.load(npy, mmap_mode="r")
-        except (OSError, ValueError, json.JSONDecodeError):
+            with open(npy, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                if version not in _HEADER_READERS:
+                    return None
+                shape, fortran, dtype = _HEADER_READERS[version](f)
+                offset = f.tell()
+            size = npy.stat().st_size
+        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
             return None
-        if data.dtype != np.int16 or data.shape != (samples,):
+        if shape != (samples,) or dtype != np.int16 or fortran or size != info.get("bytes") or size != offset + 2 * samples:
             return None
-        return data, float(info["scale"])
+        return CachedAudio(npy, offset, samples, float(info["scale"]))
 
-    def store(self, entry: Path, audio: np.ndarray) -> tuple[np.ndarray, float]:
+    def store(self, entry: Path, audio: np.ndarray) -> CachedAudio:
         """Quantise float audio ``(samples,)`` to int16 with a peak scale and write it."""
         entry.parent.mkdir(parents=True, exist_ok=True)
         peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
         # Per-entry scale: summed stems may exceed 1.0, and quiet stems keep their resolution.
         scale = peak / 32767.0 if peak > 0 else 1.0
-        q = np.clip(np.rint(audio / scale), -32767, 32767).astype(np.int16)
+        q = np.clip(np.rint(audio / scale), -32767, 32767).astype("<i2")
         npy = entry.with_suffix(".npy")
         _atomic_write(npy, lambda p: _save(p, q))
-        info = {"version": CACHE_VERSION, "samples": len(q), "scale": scale, "bytes": npy.stat().st_size}
+        size = npy.stat().st_size
+        info = {"version": CACHE_VERSION, "samples": len(q), "scale": scale, "bytes": size}
         _atomic_write(entry.with_suffix(".json"), lambda p: p.write_text(json.dumps(info)))
-        return np.load(npy, mmap_mode="r"), scale
+        return CachedAudio(npy, size - 2 * len(q), len(q), scale)
 
     def notes_path(self, midi_files: Iterable[Path]) -> Path:
         """Where the parsed notes of a set of MIDI files are kept."""

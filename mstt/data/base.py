@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mstt.data.audio import AudioCache, AudioError, fit_length, read_audio
+from mstt.data.audio import AudioCache, AudioError, CachedAudio, fit_length, read_audio
 from mstt.data.targets import MIN_VELOCITY, n_frames, stacked_rolls, window_notes
 from mstt.errors import DataError
 
@@ -83,7 +83,7 @@ class DatasetAdapter:
         self._tracks: dict[str, list[Track]] = {split: [] for split in SPLITS}
         self._skipped: list[dict[str, str]] = []
         self._skip_kinds: list[str] = []
-        self._loaded: dict[tuple[str, str], tuple[np.ndarray, float] | None] = {}
+        self._loaded: dict[tuple[str, str], CachedAudio | None] = {}
 
     # -- filled by subclasses -------------------------------------------------------------
     def _add(self, track: Track) -> None:
@@ -181,9 +181,11 @@ class DatasetAdapter:
             total += fit_length(read_audio(path, self.sample_rate), track.samples)
         return total
 
-    def source_audio(self, track: Track, source: str) -> tuple[np.ndarray, float] | None:
-        """(int16 memmap ``(track.samples,)``, scale) of a source from the cache, decoding it
-        on first use; None for a silent source. Raises AudioError when decoding fails."""
+    def source_audio(self, track: Track, source: str) -> CachedAudio | None:
+        """A source's decoded audio in the cache (decoded on first use); None when silent.
+
+        Raises AudioError when decoding fails.
+        """
         key = (str(track.path), source)
         if key in self._loaded:
             return self._loaded[key]
@@ -194,7 +196,14 @@ class DatasetAdapter:
         entry = self.cache.entry(track.path, source, stems, self.sample_rate)
         loaded = self.cache.load(entry, track.samples)
         if loaded is None:
-            loaded = self.cache.store(entry, self.decode_source(track, source))
+            audio = self.decode_source(track, source)
+            try:
+                loaded = self.cache.store(entry, audio)
+            except OSError as exc:
+                raise DataError(
+                    f"cannot write the audio cache under {self.cache.root} ({exc.strerror or exc}); "
+                    f"set MSTT_CACHE to a writable folder with space"
+                ) from exc
         self._loaded[key] = loaded
         return loaded
 
@@ -202,11 +211,10 @@ class DatasetAdapter:
         """The item for ``samples`` from sample ``start`` of ``track`` (zero-padded past its end)."""
         sources = np.zeros((len(self.sources), samples), dtype=np.float32)
         for i, source in enumerate(self.sources):
-            loaded = self.source_audio(track, source)
-            if loaded is not None:
-                data, scale = loaded
-                seg = data[start : start + samples]
-                sources[i, : len(seg)] = seg.astype(np.float32) * np.float32(scale)
+            audio = self.source_audio(track, source)
+            if audio is not None:
+                seg = audio.read(start, samples)
+                sources[i, : len(seg)] = seg
         notes = [track.notes.get(s, np.zeros((0, 4))) for s in self.sources]
         roll, onset = stacked_rolls(
             notes, start / self.sample_rate, samples, self.sample_rate, hop_length, self.min_velocity
@@ -234,12 +242,6 @@ class DatasetAdapter:
             counts = ", ".join(f"{s}: {len(t)}" for s, t in self._tracks.items())
             raise DataError(f"{self.root}: split '{split}' holds no usable tracks ({counts})")
         return tracks
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Memmaps would pickle as full copies; each DataLoader worker reopens its own.
-        state = self.__dict__.copy()
-        state["_loaded"] = {}
-        return state
 
 
 def _epoch_length(seconds: float, crop_seconds: float) -> int:

@@ -4,10 +4,12 @@ Layouts, detected from the folders (``split_layout="auto"``):
 
 - ``orig``: ``train/ validation/ test/`` of ``TrackXXXXX/`` with the original id ranges
   (Track00001-01500 train, 01501-01875 validation, 01876-02100 test).
-- ``split2``: the same folders, but some tracks sit outside their original range (slakh-utils'
-  ``splits_v2.json`` moved them so that no MIDI file appears in two splits).
+- ``split2``: all 2100 tracks in the same folders (1500/375/225), some outside their original
+  range (slakh-utils' ``splits_v2.json`` moved them so that no MIDI file is in two splits).
 - ``redux``: the same folders plus ``omitted/``, which holds the duplicates; omitted tracks
   are never used.
+- ``folders``: split folders in any other arrangement (e.g. ``mstt synth`` output): tracks
+  are used where the folders put them.
 - ``flat``: ``TrackXXXXX/`` folders directly under the root (babyslakh_16k, or one split
   folder given as root). With the root named ``train``, ``validation`` or ``test`` every
   track belongs to that split; otherwise tracks sorted by name are split in order in
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
@@ -37,8 +40,9 @@ from mstt.data.classes import DEFAULT_CLASSES, SourceClass, class_of
 from mstt.data.targets import sort_notes
 from mstt.errors import DataError
 
-LAYOUTS = ("auto", "orig", "split2", "redux", "flat")
+LAYOUTS = ("auto", "orig", "split2", "redux", "folders", "flat")
 ORIGINAL_SPLIT_ENDS = (("train", 1500), ("validation", 1875), ("test", 2100))
+SLAKH_SPLIT_SIZES = Counter({"train": 1500, "validation": 375, "test": 225})
 SPLIT_SHARES = {"train": 1500 / 2100, "validation": 375 / 2100, "test": 225 / 2100}
 STEM_FIELDS = ("program_num", "is_drum", "audio_rendered", "midi_saved")
 AUDIO_SUFFIXES = (".flac", ".wav")
@@ -48,7 +52,7 @@ AUDIO_SUFFIXES = (".flac", ".wav")
 class SlakhOptions:
     """Options of the ``slakh`` dataset adapter."""
 
-    split_layout: str = "auto"  # auto | orig | split2 | redux | flat (see the module doc)
+    split_layout: str = "auto"  # auto | orig | split2 | redux | folders | flat (module doc)
     require_all_sources: bool = True  # a track lacking a source is skipped; False: it is silent
     drop_silent_crops: bool = True  # redraw a training crop (up to 10 times) when a source is silent
     silence_threshold: float = 1e-3  # peak below which a source counts as silent in a crop
@@ -118,10 +122,12 @@ def find_tracks(root: Path, split_layout: str = "auto") -> tuple[str, list[tuple
         if by_dir:
             if (root / "omitted").is_dir():
                 split_layout = "redux"
-            elif any(original_split(d.name) not in (None, split) for split, d in by_dir):
+            elif all(original_split(d.name) == split for split, d in by_dir):
+                split_layout = "orig"  # also a partial copy of it
+            elif Counter(split for split, _ in by_dir) == SLAKH_SPLIT_SIZES:
                 split_layout = "split2"
             else:
-                split_layout = "orig"
+                split_layout = "folders"
         else:
             split_layout = "flat"
     if split_layout == "flat":
@@ -190,6 +196,8 @@ class SlakhAdapter(DatasetAdapter):
                 self._add(self._scan(split, path))
             except _Skip as skip:
                 self._skip(path, *skip.args)
+            except OSError as exc:  # permissions, a vanished file: one track, not the run
+                self._skip(path, "unreadable track", f"{type(exc).__name__}: {exc}")
         self._require_tracks()
 
     def _metadata(self, path: Path) -> dict[str, Any]:

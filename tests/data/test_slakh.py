@@ -151,7 +151,11 @@ def test_drop_silent_crops_redraws_crops_with_a_silent_source(tmp_path: Path) ->
     def silent_guitar(drop: bool) -> int:
         adapter = SlakhAdapter(tmp_path / "d", ["piano", "guitar"], SR, SlakhOptions(drop_silent_crops=drop))
         ds = adapter.training_dataset("train", 1.0, HOP, seed=0)
-        return sum(int(ds[i]["sources"][1].abs().max() < 1e-3) for i in range(20) if ds.set_epoch(i) is None)
+        silent = 0
+        for epoch in range(5):
+            ds.set_epoch(epoch)
+            silent += sum(int(ds[i]["sources"][1].abs().max() < 1e-3) for i in range(len(ds)))
+        return silent
 
     assert silent_guitar(False) > 0
     assert silent_guitar(True) == 0
@@ -161,8 +165,11 @@ def test_decode_error_mid_epoch_skips_the_track(slakh: Path) -> None:
     adapter = SlakhAdapter(slakh, ["piano", "guitar"], SR, SlakhOptions(verify_audio=False))
     assert "Track00002" in [t.name for t in adapter.tracks("train")]  # the header looks fine
     ds = adapter.training_dataset("train", 1.0, HOP, seed=0)
+    names = set()
     with pytest.warns(UserWarning, match="Track00002"):
-        names = {ds[i]["track"] for i in range(len(ds)) for ds.epoch in range(3)}
+        for epoch in range(3):
+            ds.set_epoch(epoch)
+            names |= {ds[i]["track"] for i in range(len(ds))}
     assert names == {"Track00001"}
     assert reasons(adapter)["Track00002"].startswith("undecodable audio")
 
@@ -184,11 +191,16 @@ def test_layout_detection(tmp_path: Path) -> None:
     orig = {"train": ["Track00001", "Track00002"], "validation": ["Track01501"], "test": ["Track01876"]}
     track_dirs_only(tmp_path / "orig", orig)
     assert find_tracks(tmp_path / "orig")[0] == "orig"
-    split2 = {"train": ["Track00001", "Track01600"], "validation": ["Track01501"], "test": ["Track00002"]}
-    track_dirs_only(tmp_path / "split2", split2)
+    # split2: all 2100 tracks, 1500/375/225, some moved out of their original range.
+    ids = [f"Track{i:05d}" for i in range(1, 2101)]
+    ids[1599], ids[1] = ids[1], ids[1599]  # Track01600 to train, Track00002 to validation
+    track_dirs_only(tmp_path / "split2", {"train": ids[:1500], "validation": ids[1500:1875], "test": ids[1875:]})
     layout, pairs = find_tracks(tmp_path / "split2")
-    assert layout == "split2" and ("train", tmp_path / "split2/train/Track01600") in pairs
-    track_dirs_only(tmp_path / "redux", {**split2, "omitted": ["Track00003"]})
+    assert layout == "split2" and ("train", tmp_path / "split2/train/Track01600") in pairs and len(pairs) == 2100
+    few = {"train": ["Track00001", "Track01600"], "validation": ["Track01501"], "test": ["Track00002"]}
+    track_dirs_only(tmp_path / "folders", few)  # e.g. mstt synth's own numbering
+    assert find_tracks(tmp_path / "folders")[0] == "folders"
+    track_dirs_only(tmp_path / "redux", {**few, "omitted": ["Track00003"]})
     layout, pairs = find_tracks(tmp_path / "redux")
     assert layout == "redux" and all(p.parent.name != "omitted" for _, p in pairs) and len(pairs) == 4
     layout, pairs = find_tracks(tmp_path / "redux", "orig")  # back to the paper's splits, by id

@@ -52,10 +52,18 @@ def mstt_register_heads(register: Register) -> None:
 
     The module maps trunk features ``(batch, frames, in_features)`` to one tensor. Required
     info: ``output`` (the name of that tensor in the model's outputs, e.g. ``"mask"``) and
-    ``loss`` (the registry name of the head's default loss). Optional info: ``decode``, a
-    callable ``decode(output, context) -> dict`` turning the head's output into user results
-    (see :mod:`mstt.decode`), and ``activation``, a callable applied to the raw output before
-    decoding (e.g. ``torch.sigmoid`` for a head that outputs logits).
+    ``loss`` (the registry name of the head's default loss). Optional info: ``activation``, a
+    callable applied to the raw output before decoding (e.g. ``torch.sigmoid`` for a head that
+    outputs logits), and ``decode``, which lets the head change how notes are read from the
+    transcription roll::
+
+        decode(roll, output, frame_rate, threshold, min_frames) -> list[notes]
+
+    with ``roll`` the sigmoid piano roll ``(sources, 88, frames)`` of one example, ``output``
+    this head's activated output for that example, and one notes array ``(n, 4)`` =
+    ``[onset_s, offset_s, midi_pitch, velocity]`` per source returned (see
+    :func:`mstt.decode.notes.roll_to_notes`). The onset head of ``plugins/mstt-onset-head``
+    uses it to split and sharpen notes at detected onsets.
     """
 
 

@@ -58,6 +58,7 @@ def build_model(config: DictConfig, registry: Registry | None = None) -> MultiTa
             weight=float(head_cfg.weight),
             loss=loss,
             activation=comp.info.get("activation"),
+            decode=comp.info.get("decode"),
         )
     try:
         return MultiTaskModel(front_end, encoder, heads, specs, sources, config.data.sample_rate)

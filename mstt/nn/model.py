@@ -21,6 +21,7 @@ class HeadSpec:
     weight: float
     loss: Callable[[torch.Tensor, Targets], torch.Tensor]
     activation: Callable[[torch.Tensor], torch.Tensor] | None = None
+    decode: Callable[..., Any] | None = None  # notes decoder (see mstt.hookspecs.mstt_register_heads)
 
 
 class MultiTaskModel(nn.Module):

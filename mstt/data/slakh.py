@@ -185,7 +185,7 @@ class SlakhAdapter(DatasetAdapter):
         if unknown or not self.sources:
             raise DataError(
                 f"{self.root}: unknown source(s) {', '.join(unknown) or '(none given)'}; sources are "
-                f"{', '.join(self.classes)} (add one with class_programs)"
+                f"{', '.join(self.classes)} (recipes can add classes with the option class_programs)"
             )
         self.layout, pairs = find_tracks(self.root, options.split_layout)
         for split, path in pairs:

@@ -1,0 +1,202 @@
+"""Checkpoints: atomic writes, ``weights_only`` loading, RNG states and resume checks.
+
+A checkpoint is a plain dict (loadable with ``torch.load(path, weights_only=True)``)::
+
+    format: "mstt-checkpoint"   format_version: 1
+    mstt_version, plugins {distribution: version}, recipe (resolved, plain containers)
+    model (state_dict without DDP/compile prefixes), optimizer, scheduler
+    rng {torch, cuda, numpy, python}, step, epoch, epoch_batches, elapsed (seconds)
+    best {metric, value, step}, finished, stopped, history (validation rows)
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mstt.errors import MsttError
+
+CHECKPOINT_FORMAT = "mstt-checkpoint"
+CHECKPOINT_FORMAT_VERSION = 1
+
+# Recipe fields that may change between a run and its resume: budgets and machinery that
+# do not change what is being trained. ``eval.*`` is a prefix.
+RESUME_IGNORED = (
+    "trainer.max_steps",
+    "trainer.max_minutes",
+    "trainer.device",
+    "trainer.num_workers",
+    "trainer.compile",
+    "trainer.log_every",
+    "eval.",
+)
+
+_PREFIXES = ("module.", "_orig_mod.")
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable; some filesystems do not allow opening a directory."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
+    """Write ``payload`` to ``path`` atomically: temp file, fsync, ``os.replace``.
+
+    A crash at any instant leaves either the previous file or the new one; a failure while
+    writing (disk full, permissions) leaves the previous file and raises a one-line MsttError.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        raise MsttError(
+            f"{path}: could not write the checkpoint ({reason}); the previous one is intact"
+        ) from None
+    _fsync_dir(path.parent)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace a small text file atomically (the resolved recipe beside the checkpoints)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise MsttError(f"{path}: could not write ({exc.strerror or exc})") from None
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read an mstt checkpoint with ``weights_only=True`` and check its format."""
+    path = Path(path)
+    if not path.is_file():
+        raise MsttError(f"{path}: no such checkpoint")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated, not a torch file, or holds unsafe objects
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MsttError(f"{path}: not a readable mstt checkpoint ({first})") from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise MsttError(f"{path}: not an mstt checkpoint (no format '{CHECKPOINT_FORMAT}')")
+    version = data.get("format_version")
+    if not isinstance(version, int) or version > CHECKPOINT_FORMAT_VERSION:
+        raise MsttError(
+            f"{path}: checkpoint format_version {version} is newer than this mstt reads "
+            f"({CHECKPOINT_FORMAT_VERSION}); upgrade mstt"
+        )
+    return data
+
+
+def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop DistributedDataParallel (``module.``) and torch.compile (``_orig_mod.``) prefixes."""
+    cleaned = {}
+    for key, value in state.items():
+        changed = True
+        while changed:
+            changed = False
+            for prefix in _PREFIXES:
+                if key.startswith(prefix):
+                    key, changed = key[len(prefix) :], True
+        cleaned[key] = value
+    return cleaned
+
+
+# ------------------------------------------------------------------ RNG
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG the loop uses, as tensors and ints only (so ``weights_only`` loading works)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": {"version": int(version), "internal": [int(x) for x in internal], "gauss_next": gauss_next},
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` saved (CUDA states only when the GPU count matches)."""
+    torch.set_rng_state(state["torch"].cpu())
+    cuda = state.get("cuda") or []
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+    n = state["numpy"]
+    keys = n["keys"].cpu().numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
+
+
+# --------------------------------------------------------------- resume
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> ``{"a.b.c": leaf}``; lists stay whole values."""
+    if isinstance(value, dict) and value:
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: value}
+
+
+def _ignored(key: str) -> bool:
+    return any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUME_IGNORED)
+
+
+def recipe_difference(saved: dict[str, Any], current: dict[str, Any]) -> tuple[str, Any, Any] | None:
+    """The first key whose value differs between two recipes (ignoring resumable fields)."""
+    old, new = _flatten(saved), _flatten(current)
+    missing = object()
+    for key in list(new) + [k for k in old if k not in new]:
+        if _ignored(key):
+            continue
+        a, b = old.get(key, missing), new.get(key, missing)
+        if a != b:
+            return key, (None if a is missing else a), (None if b is missing else b)
+    return None
+
+
+def check_same_recipe(saved: dict[str, Any], current: dict[str, Any], out: Path) -> None:
+    """Refuse to resume a run folder that holds a different recipe, naming the first difference."""
+    diff = recipe_difference(saved, current)
+    if diff is not None:
+        key, there, here = diff
+        raise MsttError(
+            f"{out} holds a run of a different recipe ({key}: {there!r} there, {here!r} here); "
+            f"use another --out, or the same recipe to resume"
+        )

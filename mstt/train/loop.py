@@ -1,0 +1,426 @@
+"""The training loop: steps, validation, best/last checkpoints, resume, early stopping."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+import mstt
+from mstt.errors import MsttError
+from mstt.plugins import get_registry
+from mstt.recipe import to_yaml
+from mstt.train import distributed as D
+from mstt.train.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_FORMAT_VERSION,
+    check_same_recipe,
+    clean_state_dict,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    write_text_atomic,
+)
+from mstt.train.logs import Progress, RunLogs
+from mstt.train.optim import Schedule, build_optimizer, current_lr
+
+
+@dataclass
+class TrainResult:
+    """What a call to :func:`train` did."""
+
+    best_path: Path
+    last_path: Path
+    step: int
+    stopped: str  # max_steps | max_minutes | early_stopping | interrupted | finished_before
+    history: list[dict[str, Any]] = field(default_factory=list)  # validation rows
+
+
+@dataclass
+class _State:
+    """Everything about the run's progress that a checkpoint carries besides the weights."""
+
+    step: int = 0
+    epoch: int = 0
+    epoch_batches: int = 0  # batches of ``epoch`` already consumed
+    elapsed: float = 0.0  # training seconds before this session
+    best: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stopped: str = ""
+
+
+class _LossForward(nn.Module):
+    """``forward(batch) = model.losses(batch)``, so DDP sees the call that needs gradients."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Weighted total and per-head losses."""
+        return self.model.losses(batch)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), numpy and python's random."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def _worker_init(worker_id: int) -> None:
+    # torch seeds each worker with base_seed + worker_id; numpy and random copy the parent's
+    # state on fork, so without this every worker would draw the same "random" crops.
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack the tensor fields of examples (``mixture``, ``sources``, ``roll``, ``onset``...)."""
+    batch: dict[str, torch.Tensor] = {}
+    for key, value in items[0].items():
+        if not isinstance(value, (torch.Tensor, np.ndarray)) or key == "notes":
+            continue  # names, start times and note lists are not model inputs
+        values = [torch.as_tensor(item[key]) for item in items]
+        if any(v.shape != values[0].shape for v in values):
+            shapes = sorted({tuple(v.shape) for v in values})
+            raise MsttError(
+                f"training examples differ in shape for '{key}' ({shapes}); the training set must give fixed-length crops"
+            )
+        batch[key] = torch.stack(values)
+    return batch
+
+
+def _collate_groups(items: list[dict[str, Any]]) -> list[dict[str, torch.Tensor]]:
+    """Validation batches: examples grouped by length, since whole tracks differ in length."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for item in items:
+        groups.setdefault(tuple(torch.as_tensor(item["mixture"]).shape), []).append(item)
+    return [collate(group) for group in groups.values()]
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=device.type == "cuda") for k, v in batch.items()}
+
+
+def _check_trainer(config: DictConfig, metrics: list[str]) -> None:
+    t = config.trainer
+    for key in ("max_steps", "validate_every", "log_every"):
+        if t[key] < 1:
+            raise MsttError(f"trainer.{key}: {t[key]} must be at least 1")
+    if t.patience < 0:
+        raise MsttError(f"trainer.patience: {t.patience} must be 0 (off) or more validations")
+    if t.monitor_mode not in ("min", "max"):
+        raise MsttError(f"trainer.monitor_mode: '{t.monitor_mode}'; use min or max")
+    if t.monitor not in metrics:
+        raise MsttError(f"trainer.monitor: '{t.monitor}' is not a validation metric; use one of {', '.join(metrics)}")
+    if t.num_workers < 0:
+        raise MsttError(f"trainer.num_workers: {t.num_workers} must not be negative")
+
+
+def _limits_reached(state: _State, config: DictConfig) -> bool:
+    """A finished run trains again only when its budget was raised since (not after early stopping)."""
+    minutes = config.trainer.max_minutes
+    return (
+        state.stopped == "early_stopping"
+        or state.step >= config.trainer.max_steps
+        or (minutes is not None and state.elapsed >= minutes * 60)
+    )
+
+
+def _improved(value: float, best: dict[str, Any], mode: str) -> bool:
+    if best.get("value") is None:
+        return True
+    return value < best["value"] if mode == "min" else value > best["value"]
+
+
+def _non_finite(values: list[float], heads: list[str]) -> tuple[str, float] | None:
+    """The first head whose loss is NaN/inf (or the weighted total when no head is)."""
+    for head, value in zip(heads, values[1:]):
+        if not math.isfinite(value):
+            return f"head '{head}'", value
+    return ("the weighted total", values[0]) if not math.isfinite(values[0]) else None
+
+
+def train(
+    config: DictConfig,
+    model: nn.Module,
+    train_set: Dataset,
+    val_set: Dataset,
+    out: Path,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``model`` on the recipe's trainer/optim settings; resume from ``out`` when it holds a run."""
+    out = Path(out)
+    last_path, best_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"
+    heads = list(model.specs)
+    metrics = ["loss"] + [f"loss/{h}" for h in heads]
+    _check_trainer(config, metrics)
+    t = config.trainer
+    recipe = OmegaConf.to_container(config, resolve=True)
+    ctx, device = D.setup(t.device)
+    logs = None
+    bar = None
+    try:
+        state = _State(best={"metric": t.monitor, "value": None, "step": None})
+        saved = None
+        if last_path.is_file():
+            saved = load_checkpoint(last_path)
+            check_same_recipe(saved["recipe"], recipe, out)
+            state = _State(
+                step=int(saved["step"]),
+                epoch=int(saved["epoch"]),
+                epoch_batches=int(saved["epoch_batches"]),
+                elapsed=float(saved["elapsed"]),
+                best=dict(saved["best"]),
+                history=list(saved["history"]),
+                stopped=str(saved.get("stopped") or ""),
+            )
+            if saved["finished"] and _limits_reached(state, config):
+                return TrainResult(best_path, last_path, state.step, "finished_before", state.history)
+        D.barrier(ctx)  # every rank has read last.pt before rank 0 may replace it
+
+        seed_everything(int(t.seed) + ctx.rank)
+        model.to(device)
+        optimizer = build_optimizer(config, model.parameters())
+        schedule = Schedule(config, optimizer)
+        if saved is not None:
+            model.load_state_dict(clean_state_dict(saved["model"]))
+            optimizer.load_state_dict(saved["optimizer"])
+            schedule.load_state_dict(saved["scheduler"])
+            if ctx.is_main:
+                set_rng_state(saved["rng"])
+            else:  # only rank 0's RNG is saved; other ranks get a fresh, distinct stream
+                seed_everything(int(t.seed) + ctx.rank + 7919 * state.step)
+            if ctx.is_main:
+                print(f"resumed from step {state.step}", flush=True)
+            del saved
+        if ctx.is_main:
+            write_text_atomic(out / "recipe.yaml", to_yaml(config))
+
+        if t.compile:
+            model.compile()  # in place: ``model.losses`` calls ``self(...)``, which is then compiled
+        net: nn.Module = _LossForward(model)
+        if ctx.enabled:
+            net = nn.parallel.DistributedDataParallel(
+                net, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        amp = bool(t.amp) and device.type == "cuda"
+
+        n_train = len(train_set)
+        local_batch = D.per_process_batch(int(t.batch_size), n_train, ctx)
+        sampler = D.GlobalBatchSampler(n_train, int(t.batch_size), ctx, int(t.seed))
+        loader_gen = torch.Generator()
+        workers = dict(
+            num_workers=int(t.num_workers),
+            persistent_workers=t.num_workers > 0,
+            pin_memory=device.type == "cuda",
+            worker_init_fn=_worker_init,
+        )
+        train_loader = DataLoader(
+            train_set, batch_sampler=sampler, collate_fn=collate, generator=loader_gen, **workers
+        )
+        if len(val_set) == 0:
+            raise MsttError("validation set is empty; validation picks best.pt and needs at least one example")
+        val_loader = DataLoader(
+            Subset(val_set, D.shard_indices(len(val_set), ctx)),
+            batch_size=local_batch,
+            collate_fn=_collate_groups,
+            generator=torch.Generator().manual_seed(int(t.seed)),
+            **workers,
+        )
+
+        def batches() -> Iterator[dict[str, torch.Tensor]]:
+            while True:
+                sampler.set_epoch(state.epoch, state.epoch_batches)
+                # Worker seeds come from this generator, never from the global RNG, so that
+                # validation or a resume does not shift the training randomness.
+                loader_gen.manual_seed(int(t.seed) * 1_000_003 + state.epoch)
+                for batch in train_loader:
+                    state.epoch_batches += 1
+                    yield batch
+                state.epoch += 1
+                state.epoch_batches = 0
+
+        resume_step = state.step if last_path.is_file() else None
+        logs = RunLogs(out, heads, resume_step, enabled=ctx.is_main)
+        bar = Progress(int(t.max_steps), state.step, enabled=progress and ctx.is_main)
+        t0 = time.monotonic()
+        saved_step = [resume_step]  # step of the checkpoint on disk, for the divergence message
+
+        def elapsed() -> float:
+            return state.elapsed + time.monotonic() - t0
+
+        def save(finished: bool, improved: bool) -> None:
+            if not ctx.is_main:
+                return
+            payload = {
+                "format": CHECKPOINT_FORMAT,
+                "format_version": CHECKPOINT_FORMAT_VERSION,
+                "mstt_version": mstt.__version__,
+                "plugins": dict(get_registry().plugin_versions),
+                "recipe": recipe,
+                "model": clean_state_dict(model.state_dict()),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": schedule.state_dict(),
+                "rng": rng_state(),
+                "step": state.step,
+                "epoch": state.epoch,
+                "epoch_batches": state.epoch_batches,
+                "elapsed": elapsed(),
+                "best": dict(state.best),
+                "finished": finished,
+                "stopped": state.stopped,
+                "history": list(state.history),
+            }
+            # best.pt first: a crash between the two writes leaves last.pt describing an
+            # older best, which the resumed run simply improves on again.
+            if improved:
+                save_checkpoint(payload, best_path)
+            save_checkpoint(payload, last_path)
+            saved_step[0] = state.step
+
+        def validate() -> bool:
+            """Validate, log, step the plateau schedule, save; True when patience ran out."""
+            row = _validate(model, val_loader, device, amp, ctx, heads)
+            bad = _non_finite([row[m] for m in metrics], heads)
+            if bad is not None:
+                raise MsttError(
+                    f"validation at step {state.step}: the loss of {bad[0]} is {bad[1]}; training diverged "
+                    f"({_kept(last_path, saved_step[0])}); lower optim.lr or optim.grad_clip"
+                )
+            row = {"step": state.step, "time": round(elapsed(), 3), "lr": current_lr(optimizer), **row}
+            state.history.append(row)
+            improved = _improved(row[t.monitor], state.best, t.monitor_mode)
+            if improved:
+                state.best = {"metric": t.monitor, "value": row[t.monitor], "step": state.step}
+            schedule.after_validation(row[t.monitor])
+            logs.log_validation(row)
+            bar.write(
+                f"step {state.step}: " + " ".join(f"{m}={row[m]:.4g}" for m in metrics) + (" (best)" if improved else "")
+            )
+            since_best = sum(1 for r in state.history if r["step"] > (state.best["step"] or 0))
+            save(finished=False, improved=improved)
+            return t.patience > 0 and since_best >= t.patience
+
+        model.train()
+        validated_at = state.step if state.history and state.history[-1]["step"] == state.step else -1
+        window = [0.0] * len(metrics)
+        window_n = 0
+        stream = batches()
+        stopped = ""
+        try:
+            while True:
+                if state.step >= t.max_steps:
+                    stopped = "max_steps"
+                    break
+                over_time = t.max_minutes is not None and elapsed() >= t.max_minutes * 60
+                if over_time and not ctx.enabled:
+                    stopped = "max_minutes"
+                    break
+                batch = _to_device(next(stream), device)
+                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+                    total, per_head = net(batch)
+                vec = torch.stack([total.detach()] + [per_head[h].detach() for h in heads]).float()
+                if ctx.enabled:
+                    # One small all-reduce a step: every rank logs the global mean, and every rank
+                    # sees a NaN or the time budget at the same step, so none is left waiting.
+                    flag = torch.tensor([float(over_time)], device=vec.device)
+                    vec = D.all_reduce_sum(torch.cat([vec / ctx.world_size, flag]), ctx)
+                    if vec[-1].item() > 0:
+                        stopped = "max_minutes"
+                        break
+                    vec = vec[:-1]
+                values = vec.tolist()
+                bad = _non_finite(values, heads)
+                if bad is not None:
+                    raise MsttError(
+                        f"step {state.step + 1}: the loss of {bad[0]} is {bad[1]}; training diverged "
+                        f"({_kept(last_path, saved_step[0])}); lower optim.lr or optim.grad_clip"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                if config.optim.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+                optimizer.step()
+                schedule.after_step()
+                state.step += 1
+
+                window = [w + v for w, v in zip(window, values)]
+                window_n += 1
+                lr = current_lr(optimizer)
+                bar.update(dict(zip(metrics, values)), lr)
+                if state.step % t.log_every == 0:
+                    means = dict(zip(metrics, (w / window_n for w in window)))
+                    logs.log_train({"step": state.step, "time": round(elapsed(), 3), "lr": lr, **means})
+                    window, window_n = [0.0] * len(metrics), 0
+                if state.step % t.validate_every == 0:
+                    validated_at = state.step
+                    if validate():
+                        stopped = "early_stopping"
+                        break
+            state.stopped = stopped
+            if validated_at != state.step:
+                validated_at = state.step
+                if validate():
+                    stopped = state.stopped = "early_stopping"
+            save(finished=True, improved=False)
+        except KeyboardInterrupt:
+            # Ctrl-C: keep what was trained. The last completed step is a consistent state.
+            state.stopped = stopped = "interrupted"
+            bar.write(f"interrupted at step {state.step}; saving {last_path}")
+            save(finished=False, improved=False)
+        return TrainResult(best_path, last_path, state.step, stopped, state.history)
+    finally:
+        if bar is not None:
+            bar.close()
+        if logs is not None:
+            logs.close()
+        D.teardown(ctx)
+
+
+def _kept(last_path: Path, step: int | None) -> str:
+    """Where the last good checkpoint is, for the divergence message."""
+    if step is not None:
+        return f"{last_path} from step {step} is kept"
+    return "no checkpoint was written before it"
+
+
+def _validate(
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    amp: bool,
+    ctx: D.DistContext,
+    heads: list[str],
+) -> dict[str, float]:
+    """Mean weighted total and per-head losses over the whole validation set (all ranks)."""
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(len(heads) + 2, dtype=torch.float64, device=device)
+    with torch.no_grad():
+        for groups in loader:
+            for batch in groups:
+                batch = _to_device(batch, device)
+                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+                    total, per_head = model.losses(batch)
+                n = batch["mixture"].shape[0]
+                sums[:-1] += torch.stack([total] + [per_head[h] for h in heads]).double() * n
+                sums[-1] += n
+    model.train(was_training)
+    D.all_reduce_sum(sums, ctx)
+    values = sums.tolist()
+    count = values[-1]
+    means = [v / count for v in values[:-1]]
+    return {"loss": means[0], **{f"loss/{h}": v for h, v in zip(heads, means[1:])}}

@@ -39,9 +39,11 @@ def make_plugin(tmp_path, monkeypatch):
         importlib.invalidate_caches()
         monkeypatch.setenv("MSTT_LOAD_PLUGINS", ",".join(filter(None, [*_loaded, dist])))
         _loaded.append(dist)
+        _modules.append(module)
         return root
 
     _loaded: list[str] = []
+    _modules: list[str] = []
     yield make
-    for name in [m for m in sys.modules if m.startswith("mstt_") and m != "mstt"]:
+    for name in _modules:
         sys.modules.pop(name, None)

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 
-N_KEYS = 88
-LOWEST_KEY = 21  # A0, the piano's lowest key and row 0 of every roll
-MIN_VELOCITY = 30  # quieter reference notes are dropped from frame targets (Cerberus / MT3)
+from mstt.features.rolls import (  # noqa: F401  (re-exported for the adapters)
+    LOWEST_KEY,
+    MIN_VELOCITY,
+    N_KEYS,
+    empty_notes,
+    n_frames,
+    notes_to_onset_roll,
+    notes_to_roll,
+)
 
-
-def n_frames(samples: int, hop_length: int) -> int:
-    """Frames of a ``samples``-long signal on the centred STFT grid."""
-    return 1 + samples // hop_length
-
-
-def empty_notes() -> np.ndarray:
-    """A notes array with no notes: ``(0, 4)`` float64."""
-    return np.zeros((0, 4), dtype=np.float64)
 
 
 def sort_notes(notes: np.ndarray) -> np.ndarray:
@@ -66,28 +63,15 @@ def rolls(
     only when it falls inside the window.
     """
     frames = n_frames(samples, hop_length)
-    roll = np.zeros((N_KEYS, frames), dtype=np.float32)
-    onset = np.zeros((N_KEYS, frames), dtype=np.float32)
-    if len(notes) == 0:
-        return roll, onset
-    duration = samples / sample_rate
-    on, off, pitch, vel = notes[:, 0] - start, notes[:, 1] - start, notes[:, 2], notes[:, 3]
-    key = np.rint(pitch).astype(np.int64) - LOWEST_KEY
-    keep = (vel >= min_velocity) & (key >= 0) & (key < N_KEYS) & (on < duration)
-    keep &= (off > 0) | (on >= 0)
-    if not keep.any():
-        return roll, onset
     rate = sample_rate / hop_length
-    f_on = np.rint(on[keep] * rate).astype(np.int64)
-    f_off = np.rint(off[keep] * rate).astype(np.int64)
-    keys = key[keep]
-    inside = on[keep] >= 0  # onsets before the window are not this window's onsets
-    f_on_c = np.clip(f_on, 0, frames - 1)
-    f_off_c = np.clip(np.maximum(f_off, f_on_c + 1), 0, frames)
-    for k, a, b in zip(keys.tolist(), f_on_c.tolist(), f_off_c.tolist()):
-        roll[k, a:b] = 1.0
-    onset[keys[inside], f_on_c[inside]] = 1.0
-    return roll, onset
+    notes = np.asarray(notes, dtype=np.float64).reshape(-1, 4)
+    # Only notes that start before the window ends; shifted so the window starts at 0.
+    shifted = notes[notes[:, 0] - start < samples / sample_rate].copy()
+    shifted[:, :2] -= start
+    return (
+        notes_to_roll(shifted, frames, rate, min_velocity),
+        notes_to_onset_roll(shifted, frames, rate, min_velocity),
+    )
 
 
 def stacked_rolls(

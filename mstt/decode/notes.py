@@ -11,16 +11,16 @@ import pretty_midi
 import torch
 
 from mstt.data.classes import DEFAULT_CLASSES
+from mstt.features.rolls import (  # noqa: F401  (re-exported: decoding's public names)
+    LOWEST_KEY,
+    N_KEYS,
+    empty_notes,
+    notes_to_onset_roll,
+    notes_to_roll,
+)
 
-LOWEST_KEY = 21
-N_KEYS = 88
 
 ArrayLike = np.ndarray | torch.Tensor
-
-
-def empty_notes() -> np.ndarray:
-    """A notes array holding no note: ``(0, 4)`` float64."""
-    return np.zeros((0, 4), dtype=np.float64)
 
 
 def _as_roll(x: ArrayLike, name: str) -> np.ndarray:
@@ -95,43 +95,6 @@ def roll_to_notes(
         return empty_notes()
     notes = np.asarray(rows, dtype=np.float64)
     return notes[np.lexsort((notes[:, 2], notes[:, 0]))]
-
-
-def _note_frames(
-    notes: np.ndarray, frames: int, frame_rate: float, min_velocity: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(key row, onset frame, offset frame exclusive) of the notes that fall on the roll."""
-    notes = np.asarray(notes, dtype=np.float64).reshape(-1, 4)
-    pitch = np.round(notes[:, 2]).astype(np.int64)
-    # Round half up, so a time exactly between two frames always lands on the later one.
-    on = np.floor(notes[:, 0] * frame_rate + 0.5).astype(np.int64)
-    off = np.maximum(on + 1, np.floor(notes[:, 1] * frame_rate + 0.5).astype(np.int64))
-    keep = (
-        (pitch >= LOWEST_KEY)
-        & (pitch < LOWEST_KEY + N_KEYS)
-        & (notes[:, 3] >= min_velocity)
-        & (on < frames)
-        & (off > 0)
-    )
-    # Onsets stay unclipped (possibly negative): a note begun before frame 0 has no onset here.
-    return pitch[keep] - LOWEST_KEY, on[keep], np.minimum(off[keep], frames)
-
-
-def notes_to_roll(notes: np.ndarray, frames: int, frame_rate: float, min_velocity: float = 0) -> np.ndarray:
-    """Notes ``(n, 4)`` -> binary frame roll float32 ``(88, frames)``; quieter notes than ``min_velocity`` are left out."""
-    roll = np.zeros((N_KEYS, frames), dtype=np.float32)
-    for key, on, off in zip(*_note_frames(notes, frames, frame_rate, min_velocity)):
-        roll[key, max(on, 0) : off] = 1.0
-    return roll
-
-
-def notes_to_onset_roll(notes: np.ndarray, frames: int, frame_rate: float, min_velocity: float = 0) -> np.ndarray:
-    """Notes ``(n, 4)`` -> binary onset roll float32 ``(88, frames)``: 1 at each note's onset frame."""
-    roll = np.zeros((N_KEYS, frames), dtype=np.float32)
-    keys, on, _ = _note_frames(notes, frames, frame_rate, min_velocity)
-    inside = on >= 0
-    roll[keys[inside], on[inside]] = 1.0
-    return roll
 
 
 def notes_to_midi(

@@ -9,9 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mstt import hookimpl
-
-N_KEYS = 88  # piano keys, MIDI 21 (A0) to 108 (C8)
-LOWEST_KEY = 21
+from mstt.features.rolls import N_KEYS
 
 
 @dataclass

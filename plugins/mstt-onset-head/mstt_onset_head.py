@@ -18,8 +18,8 @@ from torch.nn import functional as F
 
 from mstt import hookimpl
 from mstt.decode.notes import roll_to_notes
+from mstt.features.rolls import N_KEYS
 
-N_KEYS = 88
 ONSET_THRESHOLD = 0.5  # onset probability that counts as a detected onset when decoding
 
 

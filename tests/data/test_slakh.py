@@ -3,6 +3,8 @@ the decoded cache and ``mstt data``."""
 
 from __future__ import annotations
 
+import math
+
 import json
 import sys
 from pathlib import Path
@@ -32,6 +34,11 @@ from tests.data.fixtures import (  # noqa: E402
 )
 
 SR, HOP = 16000, 256
+
+
+def frame_of(x: float) -> int:
+    """round(x) with halves up: mstt's frame rounding (mstt.features.rolls)."""
+    return int(math.floor(x + 0.5))
 
 
 @pytest.fixture(autouse=True)
@@ -110,7 +117,7 @@ def test_targets_align_with_stem_midi(slakh: Path) -> None:
     assert item["roll"].shape == item["onset"].shape == (2, 88, 1 + 48000 // HOP)
     for row, sid in ((0, "S00"), (1, "S01")):
         for note in pretty_midi.PrettyMIDI(str(slakh / f"test/Track01876/MIDI/{sid}.mid")).instruments[0].notes:
-            frame = round(note.start * SR / HOP)
+            frame = frame_of(note.start * SR / HOP)
             assert item["onset"][row, note.pitch - 21, frame] == 1
             assert item["roll"][row, note.pitch - 21, frame] == 1
     notes = item["notes"][0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,11 @@ import torch
 from mstt.data.targets import N_KEYS, n_frames, rolls, stacked_rolls, window_notes
 
 SR, HOP = 16000, 256
+
+
+def frame_of(x: float) -> int:
+    """round(x) with halves up: mstt's frame rounding (mstt.features.rolls)."""
+    return int(math.floor(x + 0.5))
 
 
 def notes(*rows: tuple[float, float, int, int]) -> np.ndarray:
@@ -25,7 +32,7 @@ def test_frame_count_matches_torch_stft_center_grid() -> None:
 @pytest.mark.parametrize("t", [0.0, 0.1, 0.5, 0.77, 1.234, 1.9])
 def test_note_at_t_lands_on_rounded_frame(t: float) -> None:
     roll, onset = rolls(notes((t, t + 0.05, 60, 100)), 0.0, 2 * SR, SR, HOP)
-    expected = round(t * SR / HOP)
+    expected = frame_of(t * SR / HOP)
     assert onset[60 - 21].nonzero()[0].tolist() == [expected]
     assert roll[60 - 21, expected] == 1
     assert roll.shape == onset.shape == (N_KEYS, n_frames(2 * SR, HOP))
@@ -34,7 +41,7 @@ def test_note_at_t_lands_on_rounded_frame(t: float) -> None:
 def test_roll_spans_onset_to_offset_frame() -> None:
     roll, _ = rolls(notes((0.5, 1.0, 64, 80)), 0.0, 2 * SR, SR, HOP)
     active = roll[64 - 21].nonzero()[0]
-    assert active[0] == round(0.5 * SR / HOP) and active[-1] == round(1.0 * SR / HOP) - 1
+    assert active[0] == frame_of(0.5 * SR / HOP) and active[-1] == frame_of(1.0 * SR / HOP) - 1
     assert roll.sum() == len(active)  # nothing else is on
 
 
@@ -48,16 +55,16 @@ def test_quiet_notes_and_out_of_range_keys_are_dropped() -> None:
 
 def test_window_shifts_notes_and_onsets_before_it_are_not_marked() -> None:
     # Window starts at 1 s: a note held from 0.8 s is on from frame 0 without an onset there;
-    # a note at 1.5 s lands on frame round(0.5 s * SR / HOP).
+    # a note at 1.5 s lands on frame frame_of(0.5 s * SR / HOP).
     roll, onset = rolls(notes((0.8, 1.2, 60, 100), (1.5, 1.6, 70, 100), (3.0, 3.5, 72, 100)), 1.0, SR, SR, HOP)
     assert roll[60 - 21, 0] == 1 and onset[60 - 21].sum() == 0
-    assert onset[70 - 21].nonzero()[0].tolist() == [round(0.5 * SR / HOP)]
+    assert onset[70 - 21].nonzero()[0].tolist() == [frame_of(0.5 * SR / HOP)]
     assert roll[72 - 21].sum() == 0  # after the window
 
 
 def test_short_note_still_gets_its_onset_frame() -> None:
     roll, onset = rolls(notes((0.5, 0.5001, 38, 100)), 0.0, SR, SR, HOP)
-    assert roll[38 - 21].sum() == 1 and onset[38 - 21, round(0.5 * SR / HOP)] == 1
+    assert roll[38 - 21].sum() == 1 and onset[38 - 21, frame_of(0.5 * SR / HOP)] == 1
 
 
 def test_window_notes_clip_and_keep_quiet_notes() -> None:

@@ -12,12 +12,12 @@ pizzicato, harp, timpani), one random GM program per class. Track i of seed s is
 the number of workers, and a part does not change when other sources are added or removed.
 
 Speed and sizes, measured on this 2-core CPU (``python benchmarks/bench_render.py``): rendering a
-30 s five-instrument track at 16 kHz runs at about 140-175x real time per core (CPU time); with
+30 s five-instrument track at 16 kHz runs at about 135-175x real time per core (CPU time); with
 composing, mixing and writing FLAC + MIDI, about 100x per core. One 30 s track of five stems takes
 about 3.2 MB (stems + mix, FLAC at 16 kHz), i.e. about 0.38 GB per hour of tracks.
 
-- CPU demo: 24 tracks x 20 s (8 min of music): about 7 s of CPU with worker start-up; measured 11 s
-  wall on this 2-core machine while other jobs shared it.
+- CPU demo: 24 tracks x 20 s (8 min of music): 3 s on this machine's 2 idle cores (161x real time;
+  about 7 s of CPU with worker start-up), 11 s while other jobs shared the cores.
 - Unit tests: 3 tracks x 3 s, well under a second.
 - A GPU training set: tens of hours, e.g. 2000 tracks x 60 s = 33 h of music, about 20 min of
   CPU per core (10 min on this 2-core machine, under 2 min on 16 cores) and about 13 GB on disk.

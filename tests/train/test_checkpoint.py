@@ -1,0 +1,141 @@
+"""Checkpoints: atomic writes, weights_only loading, RNG round trips, recipe comparison."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from test_loop import one_thread, run, tiny_config  # noqa: F401  (one_thread: autouse fixture)
+
+import mstt
+from mstt.errors import MsttError
+from mstt.recipe import recipe_from_dict, to_yaml
+from mstt.train import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION, load_checkpoint
+from mstt.train.checkpoint import (
+    clean_state_dict,
+    recipe_difference,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+
+
+def test_checkpoint_loads_with_weights_only_and_holds_everything(tmp_path):
+    config = tiny_config()
+    result = run(config, tmp_path)
+    raw = torch.load(result.last_path, weights_only=True)
+    assert raw["format"] == CHECKPOINT_FORMAT == "mstt-checkpoint" and raw["format_version"] == CHECKPOINT_FORMAT_VERSION == 1
+    assert raw["mstt_version"] == mstt.__version__ and raw["plugins"]["builtin"] == mstt.__version__
+    assert raw["step"] == 10 and raw["finished"] is True and raw["stopped"] == "max_steps"
+    assert raw["best"]["metric"] == "loss" and raw["best"]["step"] in (5, 10)
+    assert [r["step"] for r in raw["history"]] == [5, 10]
+    assert set(raw["rng"]) == {"torch", "cuda", "numpy", "python"}
+    assert raw["optimizer"]["state"] and "best" in raw["scheduler"]  # plateau state
+    assert not any(k.startswith(("module.", "_orig_mod.")) for k in raw["model"])
+    # The saved recipe rebuilds the same typed config, and recipe.yaml is its YAML.
+    assert to_yaml(recipe_from_dict(raw["recipe"])) == to_yaml(config)
+    assert (tmp_path / "recipe.yaml").read_text() == to_yaml(config)
+    assert torch.load(result.best_path, weights_only=True)["step"] == raw["best"]["step"]
+
+
+def test_crash_while_writing_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoints" / "last.pt"
+    save_checkpoint({"format": CHECKPOINT_FORMAT, "format_version": 1, "step": 1, "w": torch.ones(3)}, path)
+    before = path.read_bytes()
+
+    def torn(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a zip file")  # partial data, then the disk fills up
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", torn)
+    with pytest.raises(MsttError, match=r"last.pt: could not write the checkpoint \(No space left on device\); the previous one is intact"):
+        save_checkpoint({"format": CHECKPOINT_FORMAT, "format_version": 1, "step": 2}, path)
+    assert path.read_bytes() == before
+    assert load_checkpoint(path)["step"] == 1
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]  # no temp file left
+
+
+def test_failed_save_during_training_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    run(tiny_config("trainer.max_steps=5"), tmp_path)
+    last = tmp_path / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+    real_save = torch.save
+
+    def full_disk(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(MsttError, match="could not write the checkpoint"):
+        run(tiny_config("trainer.max_steps=10"), tmp_path)
+    assert last.read_bytes() == before
+
+
+def test_interrupt_while_writing_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "best.pt"
+    save_checkpoint({"format": CHECKPOINT_FORMAT, "format_version": 1, "step": 3}, path)
+
+    def killed(obj, f, *args, **kwargs):
+        f.write(b"garbage")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"step": 4}, path)
+    assert load_checkpoint(path)["step"] == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]
+
+
+def test_unreadable_or_foreign_files_are_one_line_errors(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(MsttError, match="junk.pt: not a readable mstt checkpoint"):
+        load_checkpoint(junk)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(MsttError, match="foreign.pt: not an mstt checkpoint"):
+        load_checkpoint(foreign)
+    newer = tmp_path / "newer.pt"
+    torch.save({"format": CHECKPOINT_FORMAT, "format_version": 99}, newer)
+    with pytest.raises(MsttError, match="format_version 99 is newer"):
+        load_checkpoint(newer)
+    with pytest.raises(MsttError, match="missing.pt: no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_corrupt_last_checkpoint_stops_resume_with_its_name(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.pt").write_bytes(b"\x00" * 10)
+    with pytest.raises(MsttError, match="last.pt: not a readable mstt checkpoint"):
+        run(tiny_config(), tmp_path)
+
+
+def test_rng_state_round_trips_through_weights_only(tmp_path):
+    torch.manual_seed(1), np.random.seed(2), random.seed(3)
+    np.random.normal()  # leaves a cached gaussian in the numpy state
+    save_checkpoint({"rng": rng_state()}, tmp_path / "rng.pt")
+    expected = (torch.rand(3), np.random.rand(3), np.random.normal(), random.random())
+    torch.manual_seed(9), np.random.seed(9), random.seed(9)
+    set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True)["rng"])
+    got = (torch.rand(3), np.random.rand(3), np.random.normal(), random.random())
+    torch.testing.assert_close(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    assert got[2:] == expected[2:]
+
+
+def test_clean_state_dict_drops_ddp_and_compile_prefixes():
+    w = torch.zeros(1)
+    cleaned = clean_state_dict({"module._orig_mod.encoder.w": w, "_orig_mod.heads.tr.b": w, "plain": w})
+    assert list(cleaned) == ["encoder.w", "heads.tr.b", "plain"]
+
+
+def test_recipe_difference_ignores_budgets_and_eval():
+    saved = {"optim": {"lr": 0.1}, "trainer": {"max_steps": 10, "device": "cpu", "batch_size": 8}, "eval": {"split": "test"}}
+    same = {"optim": {"lr": 0.1}, "trainer": {"max_steps": 99, "device": "cuda", "batch_size": 8}, "eval": {"split": "validation"}}
+    assert recipe_difference(saved, same) is None
+    other = {"optim": {"lr": 0.1}, "trainer": {"max_steps": 10, "device": "cpu", "batch_size": 4}, "eval": {"split": "test"}}
+    assert recipe_difference(saved, other) == ("trainer.batch_size", 8, 4)
+    extra = {**saved, "model": {"heads": {"tr": {"weight": 1.0}}}}
+    assert recipe_difference(saved, extra) == ("model.heads.tr.weight", None, 1.0)

@@ -61,11 +61,22 @@ class HeadConfig:
 
 
 @dataclass
+class SeparatorConfig:
+    """A whole waveform separator (registered under ``separators``) and its waveform loss."""
+
+    name: str = "convtasnet"
+    options: Dict[str, Any] = field(default_factory=dict)
+    loss: str = "waveform"
+    loss_options: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class ModelConfig:
-    """One trunk and a mapping of heads."""
+    """One trunk and a mapping of heads, or a whole separator instead."""
 
     encoder: ComponentConfig = field(default_factory=ComponentConfig)
     heads: Dict[str, HeadConfig] = field(default_factory=dict)
+    separator: Optional[SeparatorConfig] = None  # set: a baseline separator replaces trunk + heads
 
 
 @dataclass
@@ -268,6 +279,15 @@ def validate_recipe(config: DictConfig, registry: Registry) -> None:
     for key, head in config.model.heads.items():
         if head.weight < 0:
             raise RecipeError(f"model.heads.{key}.weight: {head.weight} is negative; use 0 to drop the head")
+    if config.model.separator is not None:
+        if active_heads(config):
+            raise RecipeError(
+                "model.separator: a separator recipe trains no heads; set the weights of "
+                f"{', '.join(active_heads(config))} to 0 or remove model.separator"
+            )
+        registry.get("separators", config.model.separator.name, where="model.separator.name")
+        registry.get("losses", config.model.separator.loss, where="model.separator.loss")
+        return
     if not active_heads(config):
         raise RecipeError("model.heads: no head has a weight above 0; give at least one head a positive weight")
     for key, head in active_heads(config).items():

@@ -17,6 +17,8 @@ class Targets:
     source_spec: torch.Tensor  # complex (batch, sources, freq, frames)
     roll: torch.Tensor | None = None  # (batch, sources, 88, frames) in {0, 1}
     onset: torch.Tensor | None = None  # (batch, sources, 88, frames) in {0, 1}
+    mixture_wave: torch.Tensor | None = None  # (batch, samples), for waveform losses
+    source_wave: torch.Tensor | None = None  # (batch, sources, samples)
 
     @property
     def mixture_mag(self) -> torch.Tensor:
@@ -49,4 +51,6 @@ def make_targets(stft: STFT, batch: dict[str, torch.Tensor]) -> Targets:
         source_spec=stft(batch["sources"]),
         roll=batch.get("roll"),
         onset=batch.get("onset"),
+        mixture_wave=batch["mixture"],
+        source_wave=batch["sources"],
     )

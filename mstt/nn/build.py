@@ -7,6 +7,8 @@ from omegaconf import DictConfig
 from mstt.errors import RecipeError
 from mstt.features import FrontEnd
 from mstt.nn.model import HeadSpec, MultiTaskModel
+from mstt.nn.separator import OUTPUT as SEPARATOR_OUTPUT
+from mstt.nn.separator import SeparatorModel
 from mstt.plugins import get_registry
 from mstt.recipe import active_heads, component_options, validate_recipe
 from mstt.registry import Registry
@@ -26,10 +28,26 @@ def build_front_end(config: DictConfig) -> FrontEnd:
     return _construct("features", FrontEnd, f.n_fft, f.hop_length, f.window, f.compression, f.normalization)
 
 
-def build_model(config: DictConfig, registry: Registry | None = None) -> MultiTaskModel:
-    """Validate the recipe and assemble its trunk and active heads."""
+def build_separator(config: DictConfig, registry: Registry) -> SeparatorModel:
+    """A registered whole-waveform separator wrapped with its waveform loss."""
+    cfg = config.model.separator
+    comp = registry.get("separators", cfg.name, where="model.separator.name")
+    options = component_options(comp.options, cfg.options, "model.separator.options")
+    sources = list(config.data.sources)
+    module = _construct(f"model.separator ({comp.name})", comp.factory, len(sources), config.data.sample_rate, options)
+    loss_comp = registry.get("losses", cfg.loss, where="model.separator.loss")
+    loss_options = component_options(loss_comp.options, cfg.loss_options, "model.separator.loss_options")
+    loss = _construct(f"model.separator.loss ({loss_comp.name})", loss_comp.factory, loss_options)
+    spec = HeadSpec(key="separator", name=comp.name, output=SEPARATOR_OUTPUT, weight=1.0, loss=loss)
+    return SeparatorModel(module, spec, sources, config.data.sample_rate)
+
+
+def build_model(config: DictConfig, registry: Registry | None = None) -> MultiTaskModel | SeparatorModel:
+    """Validate the recipe and assemble its trunk and active heads (or its separator)."""
     registry = registry or get_registry()
     validate_recipe(config, registry)
+    if config.model.separator is not None:
+        return build_separator(config, registry)
     front_end = build_front_end(config)
     n_freq = front_end.n_freq
     sources = list(config.data.sources)

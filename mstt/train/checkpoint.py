@@ -130,13 +130,18 @@ def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 # ------------------------------------------------------------------ RNG
 
 
-def rng_state() -> dict[str, Any]:
-    """Every RNG the loop uses, as tensors and ints only (so ``weights_only`` loading works)."""
+def rng_state(device: torch.device | None = None) -> dict[str, Any]:
+    """Every RNG the loop uses, as tensors and ints only (so ``weights_only`` loading works).
+
+    Only the training GPU's CUDA state is kept: asking for every GPU's state would create a
+    CUDA context (and take memory) on GPUs that other processes train on.
+    """
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss_next = random.getstate()
+    on_cuda = device is not None and device.type == "cuda"
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": [torch.cuda.get_rng_state(device)] if on_cuda else [],
         "numpy": {
             "kind": str(kind),
             "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
@@ -148,12 +153,12 @@ def rng_state() -> dict[str, Any]:
     }
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` saved (CUDA states only when the GPU count matches)."""
+def set_rng_state(state: dict[str, Any], device: torch.device | None = None) -> None:
+    """Restore what :func:`rng_state` saved (the CUDA state only when training on a GPU)."""
     torch.set_rng_state(state["torch"].cpu())
     cuda = state.get("cuda") or []
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+    if cuda and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(cuda[0].cpu(), device)
     n = state["numpy"]
     keys = n["keys"].cpu().numpy().astype(np.uint32)
     np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))

@@ -188,6 +188,8 @@ def train(
                 stopped=str(saved.get("stopped") or ""),
             )
             if saved["finished"] and _limits_reached(state, config):
+                if ctx.is_main:
+                    print(f"{out} holds a finished run (step {state.step}, {state.stopped}); nothing to train", flush=True)
                 return TrainResult(best_path, last_path, state.step, "finished_before", state.history)
         D.barrier(ctx)  # every rank has read last.pt before rank 0 may replace it
 
@@ -200,7 +202,7 @@ def train(
             optimizer.load_state_dict(saved["optimizer"])
             schedule.load_state_dict(saved["scheduler"])
             if ctx.is_main:
-                set_rng_state(saved["rng"])
+                set_rng_state(saved["rng"], device)
             else:  # only rank 0's RNG is saved; other ranks get a fresh, distinct stream
                 seed_everything(int(t.seed) + ctx.rank + 7919 * state.step)
             if ctx.is_main:
@@ -274,7 +276,7 @@ def train(
                 "model": clean_state_dict(model.state_dict()),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": schedule.state_dict(),
-                "rng": rng_state(),
+                "rng": rng_state(device),
                 "step": state.step,
                 "epoch": state.epoch,
                 "epoch_batches": state.epoch_batches,

@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 
 from mstt.errors import MsttError
 from mstt.nn.build import build_model
+from mstt.nn.model import MultiTaskModel
 from mstt.plugins import get_registry
 from mstt.recipe import load_recipe
 from mstt.train import load_checkpoint, resolve_device, train
@@ -177,6 +178,25 @@ def test_finished_run_does_not_train_again(tmp_path):
     assert first.last_path.stat().st_mtime_ns == before
 
 
+def test_time_budget_stops_and_can_be_raised(tmp_path, capsys):
+    spent = run(tiny_config("trainer.max_minutes=0"), tmp_path)
+    assert spent.stopped == "max_minutes" and spent.step == 0
+    assert [r["step"] for r in spent.history] == [0] and spent.best_path.is_file()
+    assert run(tiny_config("trainer.max_minutes=0"), tmp_path).stopped == "finished_before"
+    assert "holds a finished run (step 0, max_minutes); nothing to train" in capsys.readouterr().out
+    raised = run(tiny_config("trainer.max_minutes=60"), tmp_path)
+    assert raised.stopped == "max_steps" and raised.step == 10
+
+
+def test_progress_bar_shows_every_head(tmp_path, capsys):
+    run(tiny_config("trainer.max_steps=2"), tmp_path / "a")
+    assert capsys.readouterr().err == ""
+    config = tiny_config("trainer.max_steps=2")
+    train(config, make_model(config), ToneDataset(4, seed=1), ToneDataset(4, seed=2), tmp_path / "b", progress=True)
+    err = capsys.readouterr().err
+    assert all(f"{head}=" in err for head in ("loss", "dc", "mi", "tr", "lr")) and "2/2" in err
+
+
 def test_different_recipe_is_refused_naming_the_key(tmp_path):
     run(tiny_config(), tmp_path)
     with pytest.raises(MsttError, match=r"holds a run of a different recipe \(optim.lr: 0.01 there, 0.02 here\).*another --out"):
@@ -286,3 +306,20 @@ def test_bf16_autocast_step_on_gpu(tmp_path):
     assert result.step == 10 and all(seen) and seen
     assert next(model.parameters()).device.type == "cuda"
     assert all(math.isfinite(r["loss"]) for r in result.history)
+
+
+def test_compile_option_compiles_the_forward_in_place(tmp_path, monkeypatch):
+    config = tiny_config("trainer.compile=true", "trainer.max_steps=5")
+    model = make_model(config)
+    graphs = []
+
+    def recording_backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward  # run the captured graph eagerly: no C++ compiler needed on CPU
+
+    # The loop calls model.compile(); a recording backend shows the forward really goes through dynamo.
+    monkeypatch.setattr(model, "compile", lambda: MultiTaskModel.compile(model, backend=recording_backend))
+    result = run(config, tmp_path, model=model)
+    assert graphs and result.step == 5
+    assert not any(k.startswith("_orig_mod.") for k in load_checkpoint(result.last_path)["model"])
+    torch._dynamo.reset()  # drop the captured graphs before other tests

@@ -1,0 +1,60 @@
+"""The shared evaluation of every model kind, and the metrics.json file it writes.
+
+See shared/DESIGN.md for the metrics.json schema and the metric definitions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from mstt.evaluate.core import (
+    REPORT_SECONDS,
+    SILENT_PEAK,
+    EvaluationResult,
+    ReportExample,
+    default_device,
+    evaluate,
+    run_evaluation,
+)
+from mstt.evaluate.inference import DEFAULT_CHUNK_SECONDS, Estimates, infer, model_outputs, stems_from_outputs
+
+__all__ = [
+    "DEFAULT_CHUNK_SECONDS",
+    "REPORT_SECONDS",
+    "SILENT_PEAK",
+    "Estimates",
+    "EvaluationResult",
+    "ReportExample",
+    "default_device",
+    "evaluate",
+    "infer",
+    "model_outputs",
+    "run_evaluation",
+    "stems_from_outputs",
+    "write_metrics",
+]
+
+
+def _finite(value: Any) -> Any:
+    """The value with every non-finite float replaced by None (JSON has no NaN or infinity)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_metrics(path: str | Path, metrics: dict[str, Any]) -> Path:
+    """Write ``metrics`` as indented strict JSON, atomically (a temp file renamed over ``path``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(_finite(metrics), indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+    return path

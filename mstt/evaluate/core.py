@@ -1,0 +1,326 @@
+"""The shared evaluation: one code path for every model kind -> the metrics.json dict.
+
+Separation (when the model yields stems, see :mod:`mstt.evaluate.inference`): every metric of
+``eval.metrics`` registered with ``task="separation"`` is computed on all (example, source)
+rows of a batch at once, on the model's device; ``si_sdri`` = SI-SDR(estimate) - SI-SDR(mixture)
+against the same reference. SIR and SAR come from ``bss_eval`` (mir_eval, per example, slow)
+only when ``eval.bss_eval`` is true or ``bss_eval`` is listed. A reference source whose peak is
+below :data:`SILENT_PEAK` has no meaningful SDR; its row is left out of the averages and the
+evaluation says so (:attr:`EvaluationResult.notes`).
+
+Transcription (when the model has a ``roll`` output): sigmoid roll -> notes per source with
+``eval.note_threshold`` and ``eval.min_note_frames`` (a head registered with ``decode``, such as
+the onset plugin's, decodes instead; else an ``onset`` output, when present, splits notes at
+onsets) -> the ``transcription`` metric against the example's reference notes at the STFT
+frame rate ``sample_rate / hop_length``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
+
+from mstt.data.classes import DEFAULT_CLASSES
+from mstt.decode import roll_to_notes
+from mstt.errors import MsttError
+from mstt.evaluate.inference import DEFAULT_CHUNK_SECONDS, Estimates, infer
+from mstt.evaluate.scores import ScoreBook
+from mstt.features import STFT
+from mstt.plugins import get_registry
+
+SILENT_PEAK = 1e-4  # -80 dBFS: a quieter reference source counts as silent
+REPORT_SECONDS = 10.0  # report examples keep at most this much of their window
+
+
+@dataclass
+class ReportExample:
+    """Arrays of one evaluated example for the report, cut to its first :data:`REPORT_SECONDS`."""
+
+    track: str
+    start: float  # seconds into the track
+    sample_rate: int
+    hop_length: int
+    sources: list[str]
+    mixture: np.ndarray  # (samples,)
+    references: np.ndarray  # (S, samples)
+    magnitude: np.ndarray  # mixture magnitude (freq, frames)
+    ref_masks: np.ndarray  # ideal ratio masks |S_i| / sum_j |S_j| (S, freq, frames)
+    estimates: np.ndarray | None = None  # (S, samples)
+    est_masks: np.ndarray | None = None  # (S, freq, frames)
+    est_roll: np.ndarray | None = None  # probabilities (S, 88, frames)
+    ref_roll: np.ndarray | None = None  # binary (S, 88, frames)
+
+
+@dataclass
+class EvaluationResult:
+    """The metrics.json dict, a few examples' arrays for the report, and notes on what was skipped."""
+
+    metrics: dict[str, Any]
+    examples: list[ReportExample] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _identity(item: Any) -> Any:
+    """DataLoader collate that leaves an item alone (note lists must stay numpy)."""
+    return item
+
+
+def _spread(n: int, k: int | None) -> list[int]:
+    """``k`` indices spread evenly over ``range(n)`` (all of them when k is None or >= n)."""
+    if k is None or k >= n:
+        return list(range(n))
+    if k <= 0:
+        return []
+    return sorted({int(round(i)) for i in np.linspace(0, n - 1, k)})
+
+
+def _build_metrics(config: DictConfig) -> tuple[dict[str, Callable], Callable | None, Callable | None]:
+    """Separation metric functions by name, the bss_eval function (or None), the transcription function (or None)."""
+    registry = get_registry()
+    separation: dict[str, Callable] = {}
+    bss = transcription = None
+    names = list(config.eval.metrics) + (["bss_eval"] if config.eval.bss_eval else [])
+    for name in dict.fromkeys(names):
+        component = registry.get("metrics", name, where="eval.metrics")
+        fn = component.factory(component.options() if component.options is not None else None)
+        if name == "bss_eval":
+            bss = fn
+        elif component.info["task"] == "separation":
+            separation[name] = fn
+        elif transcription is None:
+            transcription = fn
+    return separation, bss, transcription
+
+
+def _note_decoder(model: nn.Module) -> tuple[str, Callable] | None:
+    """(output name, decode) of the first head registered with a ``decode`` function, if any."""
+    registry = get_registry()
+    for spec in getattr(model, "specs", {}).values():
+        decode = registry.get("heads", spec.name).info.get("decode")
+        if decode is not None:
+            return spec.output, decode
+    return None
+
+
+def _batches(loader: DataLoader, batch_size: int) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive items grouped into lists of equal length (windows of one size batch together)."""
+    pending: list[dict[str, Any]] = []
+    for item in loader:
+        if pending and (len(pending) >= batch_size or item["mixture"].shape != pending[0]["mixture"].shape):
+            yield pending
+            pending = []
+        pending.append(item)
+    if pending:
+        yield pending
+
+
+class _Evaluator:
+    """State of one evaluation run; :func:`run_evaluation` is its public face."""
+
+    def __init__(self, model: nn.Module, config: DictConfig, device: torch.device, chunk_seconds: float) -> None:
+        self.model, self.config, self.device = model, config, device
+        self.sources = list(model.sources)
+        self.sample_rate = int(model.sample_rate)
+        self.hop = int(config.features.hop_length)
+        self.frame_rate = self.sample_rate / self.hop
+        self.chunk = int(round(chunk_seconds * self.sample_rate))
+        self.separation, self.bss, self.transcription = _build_metrics(config)
+        self.decoder = _note_decoder(model)
+        self.book = ScoreBook(self.sources)
+        self.examples: list[ReportExample] = []
+        f = config.features
+        self.stft = STFT(int(f.n_fft), self.hop, f.window)
+        self.report_seconds = REPORT_SECONDS
+
+    def drums(self, dataset: Dataset) -> set[str]:
+        """Sources without offsets: the adapter's drum classes (the default classes otherwise)."""
+        classes = getattr(getattr(dataset, "adapter", None), "classes", None) or DEFAULT_CLASSES
+        return {s for s in self.sources if getattr(classes.get(s), "is_drum", False)}
+
+    def batch(self, items: list[dict[str, Any]], keep: list[bool], drums: set[str]) -> None:
+        """Score one batch of equally long items; keep the arrays of those flagged in ``keep``."""
+        mixture = torch.stack([torch.as_tensor(i["mixture"]) for i in items]).float().to(self.device)  # (B, N)
+        references = torch.stack([torch.as_tensor(i["sources"]) for i in items]).float().to(self.device)  # (B, S, N)
+        if references.shape[1] != len(self.sources):
+            raise MsttError(
+                f"the dataset gives {references.shape[1]} sources but the model separates "
+                f"{len(self.sources)} ({', '.join(self.sources)}); evaluate with the model's sources"
+            )
+        keep_samples = min(mixture.shape[-1], int(round(self.report_seconds * self.sample_rate)))
+        keep_frames = 1 + keep_samples // self.hop if any(keep) else 0
+        est = infer(self.model, mixture, references, self.hop, self.chunk, keep_frames)
+        if est.stems is not None:
+            self.score_separation(est.stems, mixture, references)
+        if est.roll is not None and self.transcription is not None:
+            self.score_transcription(est, items, drums)
+        for b, flag in enumerate(keep):
+            if flag:
+                self.examples.append(self.report_example(items[b], est, b, keep_samples, keep_frames))
+
+    def score_separation(self, stems: torch.Tensor, mixture: torch.Tensor, references: torch.Tensor) -> None:
+        """Stems, references ``(B, S, N)`` and mixture ``(B, N)`` -> per-row metrics into the score book."""
+        batch, n_sources, samples = references.shape
+        est_rows = stems.reshape(-1, samples)
+        ref_rows = references.reshape(-1, samples)
+        values: dict[str, torch.Tensor] = {}
+        for name, fn in self.separation.items():
+            for key, value in fn(est_rows, ref_rows).items():
+                values[key] = value.reshape(batch, n_sources)
+            if name == "si_sdr":
+                mix_rows = mixture.unsqueeze(1).expand(batch, n_sources, samples).reshape(-1, samples)
+                baseline = fn(mix_rows, ref_rows)["si_sdr"].reshape(batch, n_sources)
+                values["si_sdri"] = values["si_sdr"] - baseline
+        if self.bss is not None:
+            rows = [self.bss(stems[b], references[b]) for b in range(batch)]
+            # bss_eval's SDR equals the torchmetrics one (see mstt.metrics); it fills in only when absent.
+            for key in ("sir", "sar") if "sdr" in values else ("sdr", "sir", "sar"):
+                values[key] = torch.stack([r[key] for r in rows]).to(references.device)
+        # A silent reference makes SI-SDR and SDR undefined (-inf or NaN): it is not scored.
+        silent = references.abs().amax(-1) < SILENT_PEAK
+        order = ["si_sdr", "si_sdri", "sdr", "sir", "sar"]
+        ordered = {k: values[k] for k in order if k in values} | {k: v for k, v in values.items() if k not in order}
+        self.book.add_separation(ordered, silent)
+
+    def score_transcription(self, est: Estimates, items: list[dict[str, Any]], drums: set[str]) -> None:
+        """Sigmoid rolls -> notes per source -> transcription scores against each item's notes."""
+        threshold = float(self.config.eval.note_threshold)
+        min_frames = int(self.config.eval.min_note_frames)
+        roll = est.roll.detach().cpu()  # (B, S, 88, T)
+        onset = est.extra.get("onset")
+        for b, item in enumerate(items):
+            if self.decoder is not None:
+                name, decode = self.decoder
+                estimated = decode(roll[b], est.extra[name][b].cpu(), self.frame_rate, threshold, min_frames)
+            else:
+                estimated = [
+                    roll_to_notes(
+                        roll[b, s],
+                        self.frame_rate,
+                        threshold=threshold,
+                        min_frames=min_frames,
+                        onset_probabilities=onset[b, s].cpu() if onset is not None else None,
+                    )
+                    for s in range(len(self.sources))
+                ]
+            references = item.get("notes")
+            if references is None:
+                # No note list: read the reference roll as notes (exact on the frame grid).
+                references = [roll_to_notes(r, self.frame_rate, 0.5, 1) for r in torch.as_tensor(item["roll"])]
+            for s, source in enumerate(self.sources):
+                scores = self.transcription(references[s], estimated[s], self.frame_rate, is_drum=source in drums)
+                self.book.add_transcription(source, scores)
+            self.book.count_transcription()
+
+    def report_example(
+        self, item: dict[str, Any], est: Estimates, b: int, samples: int, frames: int
+    ) -> ReportExample:
+        """The arrays of batch item ``b``, cut to ``samples`` samples and ``frames`` frames."""
+        references = torch.as_tensor(item["sources"])[:, :samples].float().cpu()  # (S, n)
+        mixture = torch.as_tensor(item["mixture"])[:samples].float().cpu()
+        ref_mags = self.stft(references).abs()  # (S, F, T)
+        ref_masks = ref_mags / ref_mags.sum(0, keepdim=True).clamp_min(1e-8)
+        example = ReportExample(
+            track=str(item.get("track", "")),
+            start=float(item.get("start", 0.0)),
+            sample_rate=self.sample_rate,
+            hop_length=self.hop,
+            sources=self.sources,
+            mixture=mixture.numpy(),
+            references=references.numpy(),
+            magnitude=self.stft(mixture).abs().numpy(),
+            ref_masks=ref_masks.numpy(),
+        )
+        if est.stems is not None:
+            stems = est.stems[b, :, :samples].float().cpu()
+            example.estimates = stems.numpy()
+            if est.masks is not None:
+                example.est_masks = est.masks[b, ..., :frames].cpu().numpy()
+            else:  # a waveform separator has no masks: show the ratio masks of its stems
+                mags = self.stft(stems).abs()
+                example.est_masks = (mags / mags.sum(0, keepdim=True).clamp_min(1e-8)).numpy()
+        if est.roll is not None:
+            example.est_roll = est.roll[b, ..., :frames].cpu().numpy()
+            example.ref_roll = torch.as_tensor(item["roll"])[..., :frames].float().numpy()
+        return example
+
+
+def default_device() -> torch.device:
+    """CUDA when a GPU is visible, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def run_evaluation(
+    model: nn.Module,
+    dataset: Dataset,
+    config: DictConfig,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    checkpoint: str | Path | None = None,
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+) -> EvaluationResult:
+    """Evaluate ``model`` on ``dataset`` (items as :class:`mstt.data.base.Example`, with notes).
+
+    Uses ``eval.max_examples`` windows spread evenly over the dataset (all when None) and keeps
+    ``eval.report_examples`` of them, also spread, for the report.
+    """
+    device = torch.device(device) if device is not None else default_device()
+    evaluator = _Evaluator(model, config, device, chunk_seconds)
+    adapter_sources = getattr(getattr(dataset, "adapter", None), "sources", None)
+    if adapter_sources is not None and list(adapter_sources) != evaluator.sources:
+        raise MsttError(
+            f"the dataset's sources {list(adapter_sources)} differ from the model's {evaluator.sources}; "
+            f"evaluate on data with the sources the model was trained on"
+        )
+    indices = _spread(len(dataset), config.eval.max_examples)
+    if not indices:
+        raise MsttError(f"split '{config.eval.split}' holds no examples to evaluate")
+    report_at = {indices[i] for i in _spread(len(indices), int(config.eval.report_examples))}
+    drums = evaluator.drums(dataset)
+    workers = int(config.trainer.num_workers)
+    loader = DataLoader(Subset(dataset, indices), batch_size=None, collate_fn=_identity, num_workers=workers)
+    was_training = model.training
+    model.to(device).eval()
+    position = 0
+    try:
+        with torch.inference_mode(), tqdm(
+            total=len(indices), unit="example", desc="eval", disable=not progress, dynamic_ncols=True
+        ) as bar:
+            for items in _batches(loader, max(1, int(config.trainer.batch_size))):
+                keep = [indices[position + k] in report_at for k in range(len(items))]
+                evaluator.batch(items, keep, drums)
+                position += len(items)
+                bar.update(len(items))
+    finally:
+        model.train(was_training)
+    metrics: dict[str, Any] = {
+        "recipe": str(config.name),
+        "checkpoint": str(checkpoint) if checkpoint is not None else None,
+        "split": str(config.eval.split),
+        "n_examples": len(indices),
+    }
+    separation = evaluator.book.separation_block()
+    if separation is not None:
+        metrics["separation"] = separation
+    transcription = evaluator.book.transcription_block()
+    if transcription is not None:
+        metrics["transcription"] = transcription
+    return EvaluationResult(metrics, evaluator.examples, evaluator.book.notes())
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    config: DictConfig,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The metrics.json dict of ``model`` on ``dataset`` (see :func:`run_evaluation`)."""
+    return run_evaluation(model, dataset, config, device=device, progress=progress).metrics

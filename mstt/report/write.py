@@ -1,0 +1,165 @@
+"""report.md (readable on GitHub) and report.html (the same, with audio players) for a run folder."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from mstt.evaluate.core import ReportExample
+from mstt.report.plots import learning_curves, masks_figure, read_history, rolls_figure
+
+SEPARATION_COLUMNS = (("si_sdr", "SI-SDR"), ("si_sdri", "SI-SDRi"), ("sdr", "SDR"), ("sir", "SIR"), ("sar", "SAR"))
+TRANSCRIPTION_COLUMNS = (("frame", "Frame F1"), ("onset", "Onset F1"), ("onset_offset", "On/off F1"))
+
+
+@dataclass
+class _Section:
+    """One example's files, relative to the run folder."""
+
+    title: str
+    images: list[str] = field(default_factory=list)
+    audio: list[tuple[str, str]] = field(default_factory=list)  # (label, path)
+
+
+def _number(value: Any, digits: int) -> str:
+    """A table cell: a rounded number, or a dash for a missing or unscored value."""
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def separation_table(block: dict[str, dict[str, float | None]]) -> list[list[str]]:
+    """Header row then one row per source and the mean: SI-SDR, SI-SDRi, SDR [, SIR, SAR] in dB."""
+    present = [(k, t) for k, t in SEPARATION_COLUMNS if any(k in row for row in block.values())]
+    extra = sorted({k for row in block.values() for k in row} - {k for k, _ in SEPARATION_COLUMNS})
+    header = ["source"] + [f"{t} (dB)" for _, t in present] + extra
+    rows = [header]
+    for name, row in block.items():
+        label = f"**{name}**" if name == "mean" else name
+        rows.append([label] + [_number(row.get(k), 2) for k, _ in present] + [_number(row.get(k), 2) for k in extra])
+    return rows
+
+
+def transcription_table(block: dict[str, dict[str, dict[str, float | None]]]) -> list[list[str]]:
+    """Header row then one row per source and the mean: frame, onset and onset-offset F1."""
+    rows = [["source"] + [t for _, t in TRANSCRIPTION_COLUMNS]]
+    for name, levels in block.items():
+        label = f"**{name}**" if name == "mean" else name
+        rows.append([label] + [_number(levels.get(k, {}).get("f1"), 3) for k, _ in TRANSCRIPTION_COLUMNS])
+    return rows
+
+
+def _markdown_table(rows: list[list[str]]) -> list[str]:
+    """GitHub-flavoured table lines; numeric columns right-aligned."""
+    lines = ["| " + " | ".join(rows[0]) + " |", "| --- |" + " ---: |" * (len(rows[0]) - 1)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    return lines
+
+
+def _html_table(rows: list[list[str]]) -> str:
+    """An HTML table; markdown bold in the first column becomes <b>."""
+    def cell(text: str, tag: str) -> str:
+        bold = text.startswith("**")
+        text = html.escape(text.strip("*"))
+        return f"<{tag}>{'<b>' + text + '</b>' if bold else text}</{tag}>"
+
+    head = "<tr>" + "".join(cell(c, "th") for c in rows[0]) + "</tr>"
+    body = "".join("<tr>" + "".join(cell(c, "td") for c in row) + "</tr>" for row in rows[1:])
+    return f"<table>{head}{body}</table>"
+
+
+def _write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
+    """16-bit WAV, scaled down only when it would clip."""
+    peak = float(np.abs(audio).max(initial=0.0))
+    sf.write(path, audio / peak * 0.99 if peak > 0.99 else audio, sample_rate, subtype="PCM_16")
+
+
+def _example_files(run_dir: Path, images: Path, index: int, example: ReportExample) -> _Section:
+    """Write one example's figures and audio; return their paths relative to ``run_dir``."""
+    stem = f"example{index}"
+    section = _Section(f"Example {index}: {example.track} from {example.start:g} s")
+    for figure, suffix in ((masks_figure, "masks"), (rolls_figure, "rolls")):
+        written = figure(example, images / f"{stem}_{suffix}.png")
+        if written is not None:
+            section.images.append(written.relative_to(run_dir).as_posix())
+    clips = [("mixture", example.mixture)]
+    for j, source in enumerate(example.sources):
+        if example.estimates is not None:
+            clips.append((f"{source} estimate", example.estimates[j]))
+        clips.append((f"{source} reference", example.references[j]))
+    for label, audio in clips:
+        path = images / f"{stem}_{label.replace(' ', '_')}.wav"
+        _write_wav(path, audio, example.sample_rate)
+        section.audio.append((label, path.relative_to(run_dir).as_posix()))
+    return section
+
+
+def _curve_logs(history_csvs: Sequence[Path] | Mapping[str, Path]) -> dict[str, Path]:
+    """Log label -> CSV path; a plain list is labelled by file stem (train, validation)."""
+    if isinstance(history_csvs, Mapping):
+        return {str(k): Path(v) for k, v in history_csvs.items()}
+    return {Path(p).stem: Path(p) for p in history_csvs}
+
+
+def write_report(
+    run_dir: str | Path,
+    metrics: dict[str, Any],
+    history_csvs: Sequence[Path] | Mapping[str, Path],
+    examples: Sequence[ReportExample],
+    notes: Sequence[str] = (),
+) -> Path:
+    """Write ``run_dir/report.md`` and ``run_dir/report.html``, images and audio in ``run_dir/report/``; returns report.md."""
+    run_dir = Path(run_dir)
+    images = run_dir / "report"
+    images.mkdir(parents=True, exist_ok=True)
+    histories = {name: read_history(path) for name, path in _curve_logs(history_csvs).items()}
+    curves = learning_curves(histories, images / "learning_curves.png")
+    sections = [_example_files(run_dir, images, i + 1, ex) for i, ex in enumerate(examples)]
+
+    title = f"{metrics.get('recipe') or run_dir.name}: evaluation on {metrics.get('split', '?')}"
+    facts = f"{metrics.get('n_examples', 0)} examples; checkpoint `{metrics.get('checkpoint') or '-'}`"
+    tables: list[tuple[str, list[list[str]]]] = []
+    if "separation" in metrics:
+        tables.append(("Separation (mean over examples; mean row: mean over sources)", separation_table(metrics["separation"])))
+    if "transcription" in metrics:
+        tables.append(("Transcription F1 (mir_eval; drums have no offsets)", transcription_table(metrics["transcription"])))
+
+    md = [f"# {title}", "", facts, ""]
+    for heading, rows in tables:
+        md += [f"## {heading}", "", *_markdown_table(rows), ""]
+    if notes:
+        md += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    if curves is not None:
+        md += ["## Learning curves", "", f"![learning curves]({curves.relative_to(run_dir).as_posix()})", ""]
+    if sections:
+        md += ["## Examples", ""]
+    for section in sections:
+        md += [f"### {section.title}", ""]
+        md += [f"![{Path(p).stem}]({p})" for p in section.images] + [""]
+        md += ["Audio: " + " · ".join(f"[{label}]({p})" for label, p in section.audio), ""]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(md))
+
+    page = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(facts)}</p>"]
+    for heading, rows in tables:
+        page += [f"<h2>{html.escape(heading)}</h2>", _html_table(rows)]
+    if notes:
+        page += ["<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>"]
+    if curves is not None:
+        page += ["<h2>Learning curves</h2>", f'<img src="{curves.relative_to(run_dir).as_posix()}" style="max-width:100%">']
+    for section in sections:
+        page += [f"<h3>{html.escape(section.title)}</h3>"]
+        page += [f'<img src="{p}" style="max-width:100%">' for p in section.images]
+        page += [
+            f'<div>{html.escape(label)}: <audio controls preload="none" src="{p}"></audio></div>' for label, p in section.audio
+        ]
+    style = "body{font-family:sans-serif;max-width:1100px;margin:auto}td,th{padding:2px 10px;text-align:right}"
+    (run_dir / "report.html").write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body>\n" + "\n".join(page) + "\n</body></html>\n"
+    )
+    return path

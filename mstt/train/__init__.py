@@ -1,8 +1,8 @@
 """Training: the loop, checkpoints, optimisers and schedules, logs and data parallelism."""
 
 from mstt.train.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION, load_checkpoint
-from mstt.train.distributed import resolve_device
-from mstt.train.loop import TrainResult, collate, seed_everything, train
+from mstt.train.distributed import collate, resolve_device, seed_everything
+from mstt.train.loop import TrainResult, train
 
 __all__ = [
     "CHECKPOINT_FORMAT",

@@ -1,4 +1,4 @@
-"""Devices, data-parallel processes and how the data is split between them.
+"""Devices, data-parallel processes, and the data loaders that split the data between them.
 
 One process per GPU (or per CPU worker) through ``torchrun``; ``train`` notices
 ``WORLD_SIZE > 1`` in the environment, joins the process group (NCCL on CUDA, Gloo on
@@ -25,12 +25,15 @@ restart resumes from ``last.pt`` like any other resume.
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
+import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import Sampler
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from mstt.errors import MsttError
 
@@ -177,3 +180,106 @@ class GlobalBatchSampler(Sampler[list[int]]):
 def shard_indices(n_examples: int, ctx: DistContext) -> list[int]:
     """This process's share of an evaluation set: every world_size-th example, no padding."""
     return list(range(ctx.rank, n_examples, ctx.world_size))
+
+
+# ------------------------------------------------------------------ loading
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), numpy and python's random."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack the tensor fields of examples (``mixture``, ``sources``, ``roll``, ``onset``...)."""
+    batch: dict[str, torch.Tensor] = {}
+    for key, value in items[0].items():
+        if not isinstance(value, (torch.Tensor, np.ndarray)) or key == "notes":
+            continue  # names, start times and note lists are not model inputs
+        values = [torch.as_tensor(item[key]) for item in items]
+        if any(v.shape != values[0].shape for v in values):
+            shapes = sorted({tuple(v.shape) for v in values})
+            raise MsttError(
+                f"training examples differ in shape for '{key}' ({shapes}); the training set must give fixed-length crops"
+            )
+        batch[key] = torch.stack(values)
+    return batch
+
+
+def collate_groups(items: list[dict[str, Any]]) -> list[dict[str, torch.Tensor]]:
+    """Validation batches: examples grouped by length, since whole tracks differ in length."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for item in items:
+        groups.setdefault(tuple(torch.as_tensor(item["mixture"]).shape), []).append(item)
+    return [collate(group) for group in groups.values()]
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Move a collated batch (pinned memory on CUDA makes the copy asynchronous)."""
+    return {k: v.to(device, non_blocking=device.type == "cuda") for k, v in batch.items()}
+
+
+def _loader_options(config: DictConfig, device: torch.device) -> dict[str, Any]:
+    workers = int(config.trainer.num_workers)  # checked non-negative by the loop
+    return dict(
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda",
+        # No worker_init_fn: torch seeds torch, numpy and random in each worker from the
+        # loader's base seed + worker id, and the base seed comes from a generator seeded by
+        # trainer.seed (TrainStream), so worker randomness is already seeded and distinct.
+    )
+
+
+class TrainStream:
+    """Endless training batches over seeded epochs; ``epoch``/``epoch_batches`` say where it is."""
+
+    def __init__(
+        self, dataset: Dataset, config: DictConfig, ctx: DistContext, device: torch.device, epoch: int = 0, epoch_batches: int = 0
+    ) -> None:
+        t = config.trainer
+        self.seed = int(t.seed)
+        self.local_batch = per_process_batch(int(t.batch_size), len(dataset), ctx)
+        self.sampler = GlobalBatchSampler(len(dataset), int(t.batch_size), ctx, self.seed)
+        # Worker seeds come from this generator, never from the global RNG, so that validation
+        # or a resume does not shift the training randomness.
+        self.generator = torch.Generator()
+        self.loader = DataLoader(
+            dataset, batch_sampler=self.sampler, collate_fn=collate, generator=self.generator,
+            **_loader_options(config, device),
+        )
+        self.epoch, self.epoch_batches = epoch, epoch_batches
+        self._iterator: Iterator[dict[str, torch.Tensor]] | None = None
+
+    def __iter__(self) -> "TrainStream":
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        while True:
+            if self._iterator is None:
+                self.sampler.set_epoch(self.epoch, self.epoch_batches)
+                self.generator.manual_seed(self.seed * 1_000_003 + self.epoch)
+                self._iterator = iter(self.loader)
+            try:
+                batch = next(self._iterator)
+            except StopIteration:
+                self._iterator = None
+                self.epoch, self.epoch_batches = self.epoch + 1, 0
+                continue
+            self.epoch_batches += 1
+            return batch
+
+
+def validation_loader(
+    dataset: Dataset, batch_size: int, config: DictConfig, ctx: DistContext, device: torch.device
+) -> DataLoader:
+    """This process's shard of the validation set; each item of the loader is a list of batches."""
+    return DataLoader(
+        Subset(dataset, shard_indices(len(dataset), ctx)),
+        batch_size=batch_size,
+        collate_fn=collate_groups,
+        generator=torch.Generator().manual_seed(int(config.trainer.seed)),
+        **_loader_options(config, device),
+    )

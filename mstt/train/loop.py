@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import math
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 import mstt
 from mstt.errors import MsttError
@@ -71,49 +69,6 @@ class _LossForward(nn.Module):
         return self.model.losses(batch)
 
 
-def seed_everything(seed: int) -> None:
-    """Seed torch (CPU and CUDA), numpy and python's random."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-
-
-def _worker_init(worker_id: int) -> None:
-    # torch seeds each worker with base_seed + worker_id; numpy and random copy the parent's
-    # state on fork, so without this every worker would draw the same "random" crops.
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
-def collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack the tensor fields of examples (``mixture``, ``sources``, ``roll``, ``onset``...)."""
-    batch: dict[str, torch.Tensor] = {}
-    for key, value in items[0].items():
-        if not isinstance(value, (torch.Tensor, np.ndarray)) or key == "notes":
-            continue  # names, start times and note lists are not model inputs
-        values = [torch.as_tensor(item[key]) for item in items]
-        if any(v.shape != values[0].shape for v in values):
-            shapes = sorted({tuple(v.shape) for v in values})
-            raise MsttError(
-                f"training examples differ in shape for '{key}' ({shapes}); the training set must give fixed-length crops"
-            )
-        batch[key] = torch.stack(values)
-    return batch
-
-
-def _collate_groups(items: list[dict[str, Any]]) -> list[dict[str, torch.Tensor]]:
-    """Validation batches: examples grouped by length, since whole tracks differ in length."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for item in items:
-        groups.setdefault(tuple(torch.as_tensor(item["mixture"]).shape), []).append(item)
-    return [collate(group) for group in groups.values()]
-
-
-def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=device.type == "cuda") for k, v in batch.items()}
-
-
 def _check_trainer(config: DictConfig, metrics: list[str]) -> None:
     t = config.trainer
     for key in ("max_steps", "validate_every", "log_every"):
@@ -161,7 +116,13 @@ def train(
     out: Path,
     progress: bool = True,
 ) -> TrainResult:
-    """Train ``model`` on the recipe's trainer/optim settings; resume from ``out`` when it holds a run."""
+    """Train ``model`` on the recipe's trainer/optim settings; resume from ``out`` when it holds a run.
+
+    ``model`` is any module with ``specs`` (head key -> spec) and ``losses(batch) -> (total,
+    {head: loss})`` (MultiTaskModel, SeparatorModel). ``trainer.batch_size`` is the global
+    batch, split over the processes under torchrun. Returns on Ctrl-C with stopped
+    "interrupted" after saving last.pt; the caller decides the exit status.
+    """
     out = Path(out)
     last_path, best_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"
     heads = list(model.specs)
@@ -193,7 +154,7 @@ def train(
                 return TrainResult(best_path, last_path, state.step, "finished_before", state.history)
         D.barrier(ctx)  # every rank has read last.pt before rank 0 may replace it
 
-        seed_everything(int(t.seed) + ctx.rank)
+        D.seed_everything(int(t.seed) + ctx.rank)
         model.to(device)
         optimizer = build_optimizer(config, model.parameters())
         schedule = Schedule(config, optimizer)
@@ -204,7 +165,7 @@ def train(
             if ctx.is_main:
                 set_rng_state(saved["rng"], device)
             else:  # only rank 0's RNG is saved; other ranks get a fresh, distinct stream
-                seed_everything(int(t.seed) + ctx.rank + 7919 * state.step)
+                D.seed_everything(int(t.seed) + ctx.rank + 7919 * state.step)
             if ctx.is_main:
                 print(f"resumed from step {state.step}", flush=True)
             del saved
@@ -220,46 +181,19 @@ def train(
             )
         amp = bool(t.amp) and device.type == "cuda"
 
-        n_train = len(train_set)
-        local_batch = D.per_process_batch(int(t.batch_size), n_train, ctx)
-        sampler = D.GlobalBatchSampler(n_train, int(t.batch_size), ctx, int(t.seed))
-        loader_gen = torch.Generator()
-        workers = dict(
-            num_workers=int(t.num_workers),
-            persistent_workers=t.num_workers > 0,
-            pin_memory=device.type == "cuda",
-            worker_init_fn=_worker_init,
-        )
-        train_loader = DataLoader(
-            train_set, batch_sampler=sampler, collate_fn=collate, generator=loader_gen, **workers
-        )
+        stream = D.TrainStream(train_set, config, ctx, device, state.epoch, state.epoch_batches)
         if len(val_set) == 0:
             raise MsttError("validation set is empty; validation picks best.pt and needs at least one example")
-        val_loader = DataLoader(
-            Subset(val_set, D.shard_indices(len(val_set), ctx)),
-            batch_size=local_batch,
-            collate_fn=_collate_groups,
-            generator=torch.Generator().manual_seed(int(t.seed)),
-            **workers,
-        )
-
-        def batches() -> Iterator[dict[str, torch.Tensor]]:
-            while True:
-                sampler.set_epoch(state.epoch, state.epoch_batches)
-                # Worker seeds come from this generator, never from the global RNG, so that
-                # validation or a resume does not shift the training randomness.
-                loader_gen.manual_seed(int(t.seed) * 1_000_003 + state.epoch)
-                for batch in train_loader:
-                    state.epoch_batches += 1
-                    yield batch
-                state.epoch += 1
-                state.epoch_batches = 0
+        val_loader = D.validation_loader(val_set, stream.local_batch, config, ctx, device)
 
         resume_step = state.step if last_path.is_file() else None
         logs = RunLogs(out, heads, resume_step, enabled=ctx.is_main)
         bar = Progress(int(t.max_steps), state.step, enabled=progress and ctx.is_main)
         t0 = time.monotonic()
         saved_step = [resume_step]  # step of the checkpoint on disk, for the divergence message
+        # Data position after the last completed step: a Ctrl-C inside next(stream) must not
+        # make the resumed run skip the batch it was fetching.
+        position = [stream.epoch, stream.epoch_batches]
 
         def elapsed() -> float:
             return state.elapsed + time.monotonic() - t0
@@ -278,8 +212,8 @@ def train(
                 "scheduler": schedule.state_dict(),
                 "rng": rng_state(device),
                 "step": state.step,
-                "epoch": state.epoch,
-                "epoch_batches": state.epoch_batches,
+                "epoch": position[0],
+                "epoch_batches": position[1],
                 "elapsed": elapsed(),
                 "best": dict(state.best),
                 "finished": finished,
@@ -320,7 +254,6 @@ def train(
         validated_at = state.step if state.history and state.history[-1]["step"] == state.step else -1
         window = [0.0] * len(metrics)
         window_n = 0
-        stream = batches()
         stopped = ""
         try:
             while True:
@@ -331,7 +264,7 @@ def train(
                 if over_time and not ctx.enabled:
                     stopped = "max_minutes"
                     break
-                batch = _to_device(next(stream), device)
+                batch = D.to_device(next(stream), device)
                 with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
                     total, per_head = net(batch)
                 vec = torch.stack([total.detach()] + [per_head[h].detach() for h in heads]).float()
@@ -358,6 +291,7 @@ def train(
                 optimizer.step()
                 schedule.after_step()
                 state.step += 1
+                position[:] = [stream.epoch, stream.epoch_batches]
 
                 window = [w + v for w, v in zip(window, values)]
                 window_n += 1
@@ -414,7 +348,7 @@ def _validate(
     with torch.no_grad():
         for groups in loader:
             for batch in groups:
-                batch = _to_device(batch, device)
+                batch = D.to_device(batch, device)
                 with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
                     total, per_head = model.losses(batch)
                 n = batch["mixture"].shape[0]

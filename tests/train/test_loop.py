@@ -323,3 +323,11 @@ def test_compile_option_compiles_the_forward_in_place(tmp_path, monkeypatch):
     assert graphs and result.step == 5
     assert not any(k.startswith("_orig_mod.") for k in load_checkpoint(result.last_path)["model"])
     torch._dynamo.reset()  # drop the captured graphs before other tests
+
+
+def test_workers_give_the_same_training_as_the_main_process(tmp_path):
+    runs = [run(tiny_config("trainer.max_steps=6", f"trainer.num_workers={w}"), tmp_path / str(w)) for w in (0, 2)]
+    a, b = (params_of(r.last_path) for r in runs)
+    for key in a:
+        torch.testing.assert_close(b[key], a[key])
+

@@ -73,7 +73,7 @@ def _identity(item: Any) -> Any:
     return item
 
 
-def _spread(n: int, k: int | None) -> list[int]:
+def spread_indices(n: int, k: int | None) -> list[int]:
     """``k`` indices spread evenly over ``range(n)`` (all of them when k is None or >= n)."""
     if k is None or k >= n:
         return list(range(n))
@@ -103,7 +103,10 @@ def _build_metrics(config: DictConfig) -> tuple[dict[str, Callable], Callable | 
 def _note_decoder(model: nn.Module) -> tuple[str, Callable] | None:
     """(output name, decode) of the first head registered with a ``decode`` function, if any."""
     registry = get_registry()
+    heads = set(registry.names("heads"))
     for spec in getattr(model, "specs", {}).values():
+        if spec.name not in heads:  # e.g. a separator's pseudo-head
+            continue
         decode = registry.get("heads", spec.name).info.get("decode")
         if decode is not None:
             return spec.output, decode
@@ -279,10 +282,10 @@ def run_evaluation(
             f"the dataset's sources {list(adapter_sources)} differ from the model's {evaluator.sources}; "
             f"evaluate on data with the sources the model was trained on"
         )
-    indices = _spread(len(dataset), config.eval.max_examples)
+    indices = spread_indices(len(dataset), config.eval.max_examples)
     if not indices:
         raise MsttError(f"split '{config.eval.split}' holds no examples to evaluate")
-    report_at = {indices[i] for i in _spread(len(indices), int(config.eval.report_examples))}
+    report_at = {indices[i] for i in spread_indices(len(indices), int(config.eval.report_examples))}
     drums = evaluator.drums(dataset)
     workers = int(config.trainer.num_workers)
     loader = DataLoader(Subset(dataset, indices), batch_size=None, collate_fn=_identity, num_workers=workers)

@@ -45,8 +45,12 @@ def learning_curves(histories: dict[str, dict[str, np.ndarray]], path: Path) -> 
         columns += [c for c in history if c.startswith("loss") and c not in columns]
     if not columns:
         return None
-    fig = Figure(figsize=(4.2 * len(columns), 3.2), dpi=DPI, layout="constrained")
-    axes = fig.subplots(1, len(columns), squeeze=False)[0]
+    ncols = min(3, len(columns))
+    nrows = math.ceil(len(columns) / ncols)
+    fig = Figure(figsize=(4.2 * ncols, 3.2 * nrows), dpi=DPI, layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(columns):]:
+        ax.set_visible(False)
     for ax, column in zip(axes, columns):
         positive = True
         for name, history in histories.items():

@@ -1,0 +1,75 @@
+"""``mstt eval CHECKPOINT [--data KIND[:PATH]] [--split test] [--out DIR]`` -> DIR/metrics.json and DIR/report.md."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mstt.errors import MsttError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Attach the ``eval`` sub-command."""
+    p = subparsers.add_parser("eval", help="evaluate a checkpoint on a dataset split -> metrics.json")
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="an mstt checkpoint, e.g. runs/x/checkpoints/best.pt")
+    p.add_argument(
+        "--data",
+        default=None,
+        metavar="KIND:PATH",
+        help="dataset adapter and folder, e.g. slakh:/data/slakh2100 (default: the checkpoint recipe's data)",
+    )
+    p.add_argument("--split", default="test", help="train, validation or test (default test)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default <run folder>/eval-<kind>-<split>)")
+    p.add_argument("--max-examples", type=int, default=None, metavar="N", help="evaluate at most N windows, spread over the split")
+    p.add_argument("--bss-eval", action="store_true", help="also SIR and SAR through mir_eval (slow)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.set_defaults(func=run)
+
+
+def parse_data(text: str | None, recipe_kind: str, recipe_root: str | None) -> tuple[str, str | None]:
+    """``KIND:PATH`` or ``KIND`` -> (kind, root); None -> the recipe's own data."""
+    if text is None:
+        return recipe_kind, recipe_root
+    kind, sep, root = text.partition(":")
+    if not kind:
+        raise MsttError(f"--data {text}: write KIND:PATH, e.g. slakh:/data/slakh2100 or synth:")
+    return kind, (root or None) if sep else None
+
+
+def run_folder(checkpoint: Path) -> Path:
+    """The run folder a checkpoint belongs to (the parent of ``checkpoints/``), else its own folder."""
+    parent = checkpoint.resolve().parent
+    return parent.parent if parent.name == "checkpoints" else parent
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the checkpoint, rebuild its model from its recipe, evaluate, write metrics.json."""
+    from mstt.experiment import build_adapter, evaluate_checkpoint, load_weights, summary_lines
+    from mstt.nn.build import build_model
+    from mstt.recipe import recipe_from_dict
+    from mstt.train import load_checkpoint, resolve_device
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    if not isinstance(checkpoint.get("recipe"), dict):
+        raise MsttError(f"{args.checkpoint}: the checkpoint holds no recipe to rebuild its model from")
+    config = recipe_from_dict(checkpoint["recipe"])
+    config.eval.split = args.split
+    if args.max_examples is not None:
+        if args.max_examples < 1:
+            raise MsttError(f"--max-examples {args.max_examples}: need at least 1")
+        config.eval.max_examples = args.max_examples
+    if args.bss_eval:
+        config.eval.bss_eval = True
+    model = load_weights(build_model(config), checkpoint, args.checkpoint)
+    del checkpoint
+    device = resolve_device(args.device)
+    kind, root = parse_data(args.data, config.data.kind, config.data.root)
+    adapter = build_adapter(config, kind, root)
+    run_dir = run_folder(args.checkpoint)
+    out = args.out or run_dir / f"eval-{kind}-{args.split}"
+    logs = {"train": run_dir / "logs" / "train.csv", "validation": run_dir / "logs" / "validation.csv"}
+    metrics = evaluate_checkpoint(config, model, args.checkpoint, adapter, out, logs, device)
+    for line in summary_lines(metrics):
+        print(line)
+    print(f"wrote {out / 'metrics.json'} and {out / 'report.md'}")
+    return 0

@@ -1,0 +1,155 @@
+"""One experiment end to end: data -> model -> train -> evaluate best.pt -> metrics.json and report.md.
+
+``run_experiment`` is what ``mstt run`` does after the recipe is loaded. Re-running it on the
+same folder resumes training from ``checkpoints/last.pt``; a run whose training had finished
+only re-evaluates ``best.pt`` (the trainer returns at once).
+
+Ctrl-C during training: the trainer saves ``last.pt`` and returns; this function then does NOT
+evaluate and returns 130. An interrupt means "stop now", the evaluation of a half-trained model
+would be mistaken for the run's result, and running the same command again resumes training
+and evaluates when it ends.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from torch.utils.data import Dataset, Subset
+
+from mstt.data.base import DatasetAdapter
+from mstt.errors import MsttError
+from mstt.evaluate import run_evaluation, write_metrics
+from mstt.evaluate.core import spread_indices
+from mstt.plugins import get_registry
+from mstt.recipe import component_options
+from mstt.report import write_report
+
+VALIDATION_WINDOWS = 64  # validation examples at most: a stable mean loss without a long pause
+INTERRUPTED = 130  # the shell's exit status for SIGINT
+
+
+def build_adapter(config: DictConfig, kind: str | None = None, root: str | None = None) -> DatasetAdapter:
+    """The recipe's dataset adapter (or ``kind`` at ``root``), its options validated by its schema.
+
+    Another kind than the recipe's gets its default options, since the recipe's belong to its own kind.
+    """
+    data = config.data
+    kind = kind or data.kind
+    if root is None and kind == data.kind:
+        root = data.root
+    component = get_registry().get("datasets", kind, where="data.kind")
+    options = component_options(component.options, data.options if kind == data.kind else {}, "data.options")
+    return component.factory(root, list(data.sources), int(data.sample_rate), options)
+
+
+def training_sets(config: DictConfig, adapter: DatasetAdapter) -> tuple[Dataset, Dataset]:
+    """Random training crops, and at most :data:`VALIDATION_WINDOWS` fixed validation windows of crop length."""
+    hop = int(config.features.hop_length)
+    crop = float(config.data.crop_seconds)
+    train_set = adapter.training_dataset("train", crop, hop, int(config.trainer.seed))
+    windows = adapter.evaluation_dataset("validation", hop, crop)
+    # Spread over the split, so that a cap still sees every part of it (not only its first tracks).
+    val_set = Subset(windows, spread_indices(len(windows), VALIDATION_WINDOWS))
+    return train_set, val_set
+
+
+def load_weights(model: nn.Module, checkpoint: dict[str, Any], path: Path) -> nn.Module:
+    """Load a checkpoint's weights into ``model``; a mismatch is a one-line error naming the file."""
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except (RuntimeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MsttError(f"{path}: its weights do not fit the model its recipe builds ({first})") from None
+    return model
+
+
+def evaluate_checkpoint(
+    config: DictConfig,
+    model: nn.Module,
+    checkpoint_path: Path,
+    adapter: DatasetAdapter,
+    out: Path,
+    history_csvs: dict[str, Path],
+    device: torch.device,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate ``model`` on ``eval.split`` of ``adapter``; write ``out/metrics.json`` and ``out/report.md``."""
+    dataset = adapter.evaluation_dataset(
+        str(config.eval.split), int(config.features.hop_length), config.data.eval_segment_seconds
+    )
+    result = run_evaluation(model, dataset, config, device=device, progress=progress, checkpoint=checkpoint_path)
+    write_metrics(out / "metrics.json", result.metrics)
+    write_report(out, result.metrics, history_csvs, result.examples, result.notes)
+    for note in result.notes:
+        print(f"note: {note}")
+    return result.metrics
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    return "n/a" if value is None else f"{value:.2f}{unit}" if unit else f"{value:.3f}"
+
+
+def summary_lines(metrics: dict[str, Any]) -> list[str]:
+    """One line per source (and the mean): separation in dB, transcription F1."""
+    separation = metrics.get("separation", {})
+    transcription = metrics.get("transcription", {})
+    names = list(dict.fromkeys([*separation, *transcription]))
+    names = [n for n in names if n != "mean"] + (["mean"] if "mean" in names else [])
+    width = max((len(n) for n in names), default=4)
+    labels = {"si_sdr": "SI-SDR", "si_sdri": "SI-SDRi", "sdr": "SDR", "sir": "SIR", "sar": "SAR"}
+    lines = []
+    for name in names:
+        parts = []
+        if name in separation:
+            parts.append(", ".join(f"{labels.get(k, k)} {_fmt(v, ' dB')}" for k, v in separation[name].items()))
+        if name in transcription:
+            parts.append(
+                ", ".join(f"{level.replace('_', '/')} F1 {_fmt(block.get('f1'))}" for level, block in transcription[name].items())
+            )
+        lines.append(f"{name:<{width}}  " + " | ".join(parts))
+    return lines
+
+
+def _rank() -> int:
+    """This process's data-parallel rank (torchrun sets RANK); 0 alone."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
+def run_experiment(config: DictConfig, out: Path, progress: bool = True) -> int:
+    """Train the recipe into ``out``, evaluate its best checkpoint and write the report; 0, or 130 when interrupted."""
+    from mstt.nn.build import build_model
+    from mstt.train import load_checkpoint, resolve_device, train
+
+    out = Path(out)
+    adapter = build_adapter(config)
+    train_set, val_set = training_sets(config, adapter)
+    model = build_model(config)
+    result = train(config, model, train_set, val_set, out, progress=progress)
+    if _rank() != 0:
+        return 0  # only rank 0 evaluates and writes; the others are done when training is
+    if result.stopped == "interrupted":
+        print(f"interrupted at step {result.step}; run the same command again to resume, then evaluate")
+        return INTERRUPTED
+    checkpoint_path = result.best_path if result.best_path.is_file() else result.last_path
+    if not checkpoint_path.is_file():
+        raise MsttError(f"{out}: training wrote no checkpoint to evaluate")
+    print(f"training stopped ({result.stopped}) at step {result.step}; evaluating {checkpoint_path}")
+    checkpoint = load_checkpoint(checkpoint_path)
+    model = load_weights(build_model(config), checkpoint, checkpoint_path)
+    del checkpoint
+    logs = {"train": out / "logs" / "train.csv", "validation": out / "logs" / "validation.csv"}
+    metrics = evaluate_checkpoint(
+        config, model, checkpoint_path, adapter, out, logs, resolve_device(config.trainer.device), progress
+    )
+    for line in summary_lines(metrics):
+        print(line)
+    print(f"wrote {out / 'metrics.json'} and {out / 'report.md'}")
+    return 0

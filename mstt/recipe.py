@@ -86,6 +86,7 @@ class OptimConfig:
     name: str = "adam"  # adam | adamw | sgd
     lr: float = 1e-3
     weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only: plain SGD is too slow for recurrent trunks
     grad_clip: float = 5.0  # max global gradient norm; 0 disables clipping
     schedule: str = "plateau"  # none | plateau | cosine | step
     schedule_options: Dict[str, Any] = field(default_factory=dict)

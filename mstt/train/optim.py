@@ -23,7 +23,6 @@ from mstt.errors import MsttError
 from mstt.recipe import component_options
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SGD_MOMENTUM = 0.9  # plain SGD without momentum is too slow for recurrent trunks to be useful
 
 
 @dataclass
@@ -76,7 +75,7 @@ def build_optimizer(config: DictConfig, params: Iterable[torch.nn.Parameter]) ->
     if name == "adamw":
         return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=o.lr, weight_decay=o.weight_decay, momentum=SGD_MOMENTUM)
+        return torch.optim.SGD(params, lr=o.lr, weight_decay=o.weight_decay, momentum=o.momentum)
     raise MsttError(f"optim.name: unknown optimiser '{o.name}'; use one of {', '.join(OPTIMIZERS)}")
 
 

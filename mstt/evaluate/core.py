@@ -100,6 +100,28 @@ def _build_metrics(config: DictConfig) -> tuple[dict[str, Callable], Callable | 
     return separation, bss, transcription
 
 
+def _rows(fn: Callable, estimate: torch.Tensor, reference: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A separation metric on rows ``(n, samples)``; when the batched call fails (e.g. SDR's
+    solver on a near-silent reference), row by row, with NaN for the rows that still fail."""
+    try:
+        return fn(estimate, reference)
+    except RuntimeError:
+        pass
+    results: dict[str, list[torch.Tensor]] = {}
+    failed: list[int] = []
+    for i in range(estimate.shape[0]):
+        try:
+            for key, value in fn(estimate[i : i + 1], reference[i : i + 1]).items():
+                results.setdefault(key, []).append(value.reshape(1).double())
+        except RuntimeError:
+            failed.append(i)
+            for values in results.values():
+                values.append(torch.full((1,), float("nan"), dtype=torch.float64, device=estimate.device))
+    if not results:  # every row failed: the metric's own error says why
+        fn(estimate[:1], reference[:1])
+    return {key: torch.cat(values) for key, values in results.items()}
+
+
 def _note_decoder(model: nn.Module) -> tuple[str, Callable] | None:
     """(output name, decode) of the first head registered with a ``decode`` function, if any."""
     registry = get_registry()
@@ -171,26 +193,36 @@ class _Evaluator:
     def score_separation(self, stems: torch.Tensor, mixture: torch.Tensor, references: torch.Tensor) -> None:
         """Stems, references ``(B, S, N)`` and mixture ``(B, N)`` -> per-row metrics into the score book."""
         batch, n_sources, samples = references.shape
-        est_rows = stems.reshape(-1, samples)
-        ref_rows = references.reshape(-1, samples)
+        # A silent reference makes SI-SDR and SDR undefined (and SDR's solver singular): such rows
+        # are not scored at all, and count as NaN in the book.
+        silent = references.abs().amax(-1) < SILENT_PEAK  # (B, S)
+        audible = ~silent.reshape(-1)
+        est_rows = stems.reshape(-1, samples)[audible]
+        ref_rows = references.reshape(-1, samples)[audible]
+        mix_rows = mixture.unsqueeze(1).expand(batch, n_sources, samples).reshape(-1, samples)[audible]
         values: dict[str, torch.Tensor] = {}
-        for name, fn in self.separation.items():
-            for key, value in fn(est_rows, ref_rows).items():
-                values[key] = value.reshape(batch, n_sources)
-            if name == "si_sdr":
-                mix_rows = mixture.unsqueeze(1).expand(batch, n_sources, samples).reshape(-1, samples)
-                baseline = fn(mix_rows, ref_rows)["si_sdr"].reshape(batch, n_sources)
-                values["si_sdri"] = values["si_sdr"] - baseline
+
+        def scatter(value: torch.Tensor) -> torch.Tensor:
+            full = torch.full((batch * n_sources,), float("nan"), dtype=torch.float64, device=value.device)
+            full[audible.to(value.device)] = value.double()
+            return full.reshape(batch, n_sources)
+
+        if bool(audible.any()):
+            for name, fn in self.separation.items():
+                for key, value in _rows(fn, est_rows, ref_rows).items():
+                    values[key] = scatter(value)
+                if name == "si_sdr":
+                    baseline = scatter(_rows(fn, mix_rows, ref_rows)["si_sdr"])
+                    values["si_sdri"] = values["si_sdr"] - baseline
         if self.bss is not None:
             rows = [self.bss(stems[b], references[b]) for b in range(batch)]
             # bss_eval's SDR equals the torchmetrics one (see mstt.metrics); it fills in only when absent.
             for key in ("sir", "sar") if "sdr" in values else ("sdr", "sir", "sar"):
                 values[key] = torch.stack([r[key] for r in rows]).to(references.device)
-        # A silent reference makes SI-SDR and SDR undefined (-inf or NaN): it is not scored.
-        silent = references.abs().amax(-1) < SILENT_PEAK
         order = ["si_sdr", "si_sdri", "sdr", "sir", "sar"]
         ordered = {k: values[k] for k in order if k in values} | {k: v for k, v in values.items() if k not in order}
-        self.book.add_separation(ordered, silent)
+        if ordered:
+            self.book.add_separation(ordered, silent)
 
     def score_transcription(self, est: Estimates, items: list[dict[str, Any]], drums: set[str]) -> None:
         """Sigmoid rolls -> notes per source -> transcription scores against each item's notes."""

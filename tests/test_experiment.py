@@ -1,0 +1,125 @@
+"""``mstt run`` end to end on a tiny synthetic set, ``mstt eval``, and their one-line errors."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import mstt.train
+from mstt.cli import main
+from mstt.plugins import reset_registry
+from mstt.train import TrainResult, load_checkpoint
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+TINY = [
+    "data.sample_rate=8000",
+    "data.crop_seconds=1.0",
+    "data.eval_segment_seconds=2.0",
+    "data.options={tracks: 3, seconds: 4.0, jobs: 1}",
+    "features.n_fft=256",
+    "features.hop_length=64",
+    "model.encoder.options.hidden_size=16",
+    "model.encoder.options.num_layers=1",
+    "model.encoder.options.dropout=0.0",
+    "model.heads.dc.options.embedding_dim=4",
+    "trainer.batch_size=2",
+    "trainer.max_steps=4",
+    "trainer.validate_every=2",
+    "trainer.log_every=2",
+    "trainer.num_workers=0",
+    "trainer.device=cpu",
+    "eval.report_examples=1",
+]
+
+
+def run_tiny(out: Path, recipe: str = "cerberus_set1.yaml") -> int:
+    return main(["run", str(RECIPES / recipe), *TINY, "--out", str(out)])
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, str]:
+    """One tiny Cerberus run shared by the module (training is the slow part): (run folder, stdout)."""
+    base = tmp_path_factory.mktemp("experiment")
+    out = base / "run"
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MSTT_CACHE", str(base / "cache"))
+        reset_registry()
+        with contextlib.redirect_stdout(printed):
+            assert run_tiny(out) == 0
+        reset_registry()
+    return out, printed.getvalue()
+
+
+def test_run_trains_evaluates_and_reports(tiny_run):
+    out, printed = tiny_run
+    for name in ("recipe.yaml", "checkpoints/last.pt", "checkpoints/best.pt", "metrics.json", "report.md",
+                 "report.html", "logs/train.csv", "logs/validation.csv", "report/learning_curves.png"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"recipe", "checkpoint", "split", "n_examples", "separation", "transcription"}
+    assert metrics["checkpoint"].endswith("best.pt") and metrics["split"] == "test"
+    assert list(metrics["separation"]) == ["piano", "guitar", "mean"]
+    assert list(metrics["transcription"]) == ["piano", "guitar", "mean"]
+    lines = printed.splitlines()
+    assert any(line.startswith("piano ") and "SI-SDRi" in line and "onset F1" in line for line in lines)
+    assert any(line.startswith("guitar ") for line in lines)
+    report = (out / "report.md").read_text()
+    assert "](report/example1_masks.png)" in report and "](report/learning_curves.png)" in report
+
+
+def test_finished_run_run_again_only_reevaluates(tiny_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    before = json.loads((out / "metrics.json").read_text())
+    (out / "metrics.json").unlink()
+    assert run_tiny(out) == 0
+    assert load_checkpoint(out / "checkpoints/last.pt")["step"] == 4  # no step trained
+    after = json.loads((out / "metrics.json").read_text())
+    assert {k: v for k, v in after.items() if k != "checkpoint"} == {k: v for k, v in before.items() if k != "checkpoint"}
+
+
+def test_eval_writes_beside_the_run(tiny_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    assert main(["eval", str(out / "checkpoints/best.pt"), "--split", "validation", "--max-examples", "1"]) == 0
+    metrics = json.loads((out / "eval-synth-validation" / "metrics.json").read_text())
+    assert (metrics["split"], metrics["n_examples"], metrics["recipe"]) == ("validation", 1, "cerberus_set1")
+    assert (out / "eval-synth-validation" / "report.md").is_file()
+
+
+def test_interrupted_training_is_not_evaluated(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+
+    def interrupted(config, model, train_set, val_set, out, progress=True):
+        return TrainResult(out / "checkpoints/best.pt", out / "checkpoints/last.pt", 1, "interrupted", [])
+
+    monkeypatch.setattr(mstt.train, "train", interrupted)
+    assert run_tiny(out) == 130
+    assert not (out / "metrics.json").exists()
+    assert "run the same command again to resume" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint", None, {"weights": torch.zeros(2)}])
+def test_eval_of_a_bad_checkpoint_is_a_one_line_error(tmp_path, capsys, content):
+    path = tmp_path / "bad.pt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        torch.save(content, path)
+    assert main(["eval", str(path), "--data", "synth:"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("mstt: error: ") and str(path) in err
+
+
+def test_eval_bad_data_spec_is_a_one_line_error(tiny_run, capsys):
+    assert main(["eval", str(tiny_run[0] / "checkpoints/best.pt"), "--data", ":/somewhere"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "KIND:PATH" in err

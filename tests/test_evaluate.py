@@ -270,3 +270,19 @@ def test_spread_examples_are_deterministic(test_set):
     again = run_evaluation(Oracle(test_set, {"psa"}), test_set, config, progress=False).metrics
     assert first == again and first["n_examples"] == 1
     assert np.isfinite(first["separation"]["mean"]["sdr"])
+
+
+def test_a_metric_failing_on_some_rows_scores_the_others():
+    from mstt.evaluate.core import _rows
+
+    def fussy(estimate: torch.Tensor, reference: torch.Tensor) -> dict:
+        if bool((reference[:, 0] > 0).any()):
+            raise RuntimeError("singular")
+        return {"x": reference[:, 1]}
+
+    reference = torch.tensor([[0.0, 1.0], [1.0, 2.0], [0.0, 3.0]])
+    values, failed = _rows(fussy, reference, reference)
+    assert failed == 1
+    assert values["x"][0] == 1.0 and math.isnan(values["x"][1]) and values["x"][2] == 3.0
+    with pytest.raises(RuntimeError, match="singular"):
+        _rows(fussy, reference[1:2], reference[1:2])

@@ -100,26 +100,32 @@ def _build_metrics(config: DictConfig) -> tuple[dict[str, Callable], Callable | 
     return separation, bss, transcription
 
 
-def _rows(fn: Callable, estimate: torch.Tensor, reference: torch.Tensor) -> dict[str, torch.Tensor]:
-    """A separation metric on rows ``(n, samples)``; when the batched call fails (e.g. SDR's
-    solver on a near-silent reference), row by row, with NaN for the rows that still fail."""
+def _rows(fn: Callable, estimate: torch.Tensor, reference: torch.Tensor) -> tuple[dict[str, torch.Tensor], int]:
+    """A separation metric on rows ``(n, samples)`` -> (values ``{key: (n,)}``, rows that failed).
+
+    When the batched call fails (e.g. SDR's solver on a nearly silent reference), the rows are
+    scored one by one and those that still fail are NaN (left out of the averages, and counted).
+    """
     try:
-        return fn(estimate, reference)
+        return fn(estimate, reference), 0
     except RuntimeError:
         pass
-    results: dict[str, list[torch.Tensor]] = {}
-    failed: list[int] = []
-    for i in range(estimate.shape[0]):
+    n = estimate.shape[0]
+    results: dict[str, torch.Tensor] = {}
+    failed = 0
+    for i in range(n):
         try:
-            for key, value in fn(estimate[i : i + 1], reference[i : i + 1]).items():
-                results.setdefault(key, []).append(value.reshape(1).double())
+            scored = fn(estimate[i : i + 1], reference[i : i + 1])
         except RuntimeError:
-            failed.append(i)
-            for values in results.values():
-                values.append(torch.full((1,), float("nan"), dtype=torch.float64, device=estimate.device))
-    if not results:  # every row failed: the metric's own error says why
-        fn(estimate[:1], reference[:1])
-    return {key: torch.cat(values) for key, values in results.items()}
+            failed += 1
+            continue
+        for key, value in scored.items():
+            if key not in results:
+                results[key] = torch.full((n,), float("nan"), dtype=torch.float64, device=estimate.device)
+            results[key][i] = value.reshape(()).double()
+    if not results:
+        fn(estimate[:1], reference[:1])  # every row failed: let the metric's own error say why
+    return results, failed
 
 
 def _note_decoder(model: nn.Module) -> tuple[str, Callable] | None:
@@ -160,6 +166,7 @@ class _Evaluator:
         self.separation, self.bss, self.transcription = _build_metrics(config)
         self.decoder = _note_decoder(model)
         self.book = ScoreBook(self.sources)
+        self.failed: dict[str, int] = {}  # metric -> (example, source) rows it could not score
         self.examples: list[ReportExample] = []
         f = config.features
         self.stft = STFT(int(f.n_fft), self.hop, f.window)
@@ -209,10 +216,12 @@ class _Evaluator:
 
         if bool(audible.any()):
             for name, fn in self.separation.items():
-                for key, value in _rows(fn, est_rows, ref_rows).items():
+                scored, failed = _rows(fn, est_rows, ref_rows)
+                self.failed[name] = self.failed.get(name, 0) + failed
+                for key, value in scored.items():
                     values[key] = scatter(value)
                 if name == "si_sdr":
-                    baseline = scatter(_rows(fn, mix_rows, ref_rows)["si_sdr"])
+                    baseline = scatter(_rows(fn, mix_rows, ref_rows)[0]["si_sdr"])
                     values["si_sdri"] = values["si_sdr"] - baseline
         if self.bss is not None:
             rows = [self.bss(stems[b], references[b]) for b in range(batch)]
@@ -347,7 +356,12 @@ def run_evaluation(
     transcription = evaluator.book.transcription_block()
     if transcription is not None:
         metrics["transcription"] = transcription
-    return EvaluationResult(metrics, evaluator.examples, evaluator.book.notes())
+    notes = evaluator.book.notes() + [
+        f"{name}: {count} (example, source) pairs could not be scored (the metric failed on them); left out"
+        for name, count in evaluator.failed.items()
+        if count
+    ]
+    return EvaluationResult(metrics, evaluator.examples, notes)
 
 
 def evaluate(

@@ -286,3 +286,25 @@ def test_a_metric_failing_on_some_rows_scores_the_others():
     assert values["x"][0] == 1.0 and math.isnan(values["x"][1]) and values["x"][2] == 3.0
     with pytest.raises(RuntimeError, match="singular"):
         _rows(fussy, reference[1:2], reference[1:2])
+
+
+def test_a_head_registered_with_decode_reads_the_notes(test_set):
+    from mstt.nn.model import HeadSpec
+
+    calls = []
+
+    def decode(roll, output, frame_rate, threshold, min_frames):
+        """Ignore the roll: one note per source from the head's own output, to see it was used."""
+        calls.append((tuple(roll.shape), tuple(output.shape), frame_rate, threshold, min_frames))
+        return [np.array([[0.0, 0.5, 60.0, 100.0]]) for _ in range(roll.shape[0])]
+
+    register = get_registry().register_callback("heads", "test-plugin")
+    register("fake_onset", nn.Identity, output="onset", loss="transcription", decode=decode)
+    oracle = Oracle(test_set, {"roll"})
+    oracle.specs = {"onset": HeadSpec(key="onset", name="fake_onset", output="onset", weight=1.0, loss=None)}
+    forward = oracle.forward
+    oracle.forward = lambda mixture: {**forward(mixture), "onset": forward(mixture)["roll"]}
+    m = run_evaluation(oracle, test_set, tiny_config("eval.note_threshold=0.3"), progress=False).metrics
+    assert len(calls) == 2 and calls[0][:2] == ((3, 88, 1 + 2 * SR // HOP),) * 2
+    assert calls[0][2:] == (SR / HOP, 0.3, 1)
+    assert m["transcription"]["piano"]["onset"]["f1"] < 0.5  # the decoder's single note, not the oracle roll

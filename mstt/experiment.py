@@ -126,11 +126,12 @@ def _rank() -> int:
 def run_experiment(config: DictConfig, out: Path, progress: bool = True) -> int:
     """Train the recipe into ``out``, evaluate its best checkpoint and write the report; 0, or 130 when interrupted."""
     from mstt.nn.build import build_model
-    from mstt.train import load_checkpoint, resolve_device, train
+    from mstt.train import load_checkpoint, resolve_device, seed_everything, train
 
     out = Path(out)
     adapter = build_adapter(config)
     train_set, val_set = training_sets(config, adapter)
+    seed_everything(int(config.trainer.seed))  # before build: initial weights follow the seed
     model = build_model(config)
     result = train(config, model, train_set, val_set, out, progress=progress)
     if _rank() != 0:

@@ -100,8 +100,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated, not a torch file, or holds unsafe objects
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MsttError(f"{path}: not a readable mstt checkpoint ({first})") from None
+        # torch's messages for these cases are long and cryptic; name the likely causes instead.
+        reason = "it holds objects that are not plain tensors and containers" if "weights_only" in str(exc) else (
+            "it is not a torch file or it is truncated"
+        )
+        raise MsttError(f"{path}: not a readable mstt checkpoint ({reason}); pass a checkpoints/*.pt file written by mstt") from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise MsttError(f"{path}: not an mstt checkpoint (no format '{CHECKPOINT_FORMAT}')")
     version = data.get("format_version")

@@ -160,14 +160,29 @@ class GuitarSetAdapter(DatasetAdapter):
             raise Unusable("missing audio", f"{jams.name} has no {wav.parent.name}/{wav.name}")
         if not jams.exists():
             raise Unusable("missing annotation", f"{wav.name} has no annotation/{jams.name}")
-        try:
-            notes = read_jams_notes(jams, self.options.velocity)
-        except ValueError as exc:
-            raise Unusable("bad annotation", f"{jams.name}: {exc}") from exc
+        notes = self._notes(jams)
         if len(notes) == 0:
             raise Unusable("no notes", f"{jams.name}: every note_midi annotation is empty")
         samples = recording_length(wav, self.sample_rate)
         return Track(take, split, wav, samples, self.sample_rate, {self.source: (wav,)}, {self.source: notes})
+
+
+    def _notes(self, jams: Path) -> np.ndarray:
+        """Notes of one take, parsed once and cached: GuitarSet's JAMS files are mostly pitch
+        contours (about a megabyte each), so parsing all 360 takes on every start is slow."""
+        cache_path = self.cache.notes_path([jams])
+        notes = self.cache.load_notes(cache_path)
+        if notes is None:
+            try:
+                notes = read_jams_notes(jams, self.options.velocity)
+            except ValueError as exc:
+                raise Unusable("bad annotation", f"{jams.name}: {exc}") from exc
+            try:
+                self.cache.store_notes(cache_path, notes)
+            except OSError:
+                pass  # a read-only cache only costs speed
+        notes[:, 3] = self.options.velocity  # the cached copy may come from another velocity option
+        return notes
 
 
 def _files(folder: Path) -> list[Path]:

@@ -162,6 +162,15 @@ def test_guitarset_splits_by_player_and_rounds_pitches(data: Path) -> None:
     assert names(moved, "test") == {"00_BN1-129-Eb_comp"} and not moved.tracks("validation")
 
 
+def test_guitarset_notes_are_cached_per_file_and_take_the_current_velocity(data: Path, cache_dir: Path) -> None:
+    first = GuitarSetAdapter(data / "GuitarSet", ["guitar"], SR, GuitarSetOptions())
+    assert len(list((cache_dir / "notes").glob("*.npy"))) == 6  # every parseable annotation (one take has a cut wav)
+    second = GuitarSetAdapter(data / "GuitarSet", ["guitar"], SR, GuitarSetOptions(velocity=20))
+    for a, b in zip(first.tracks("test"), second.tracks("test")):
+        np.testing.assert_array_equal(a.notes["guitar"][:, :3], b.notes["guitar"][:, :3])
+        assert (b.notes["guitar"][:, 3] == 20).all() and (a.notes["guitar"][:, 3] == 100).all()
+
+
 def test_guitarset_bad_input_is_skipped_with_reasons(data: Path) -> None:
     why = reasons(GuitarSetAdapter(data / "GuitarSet", ["guitar"], SR, GuitarSetOptions()))
     assert why["02_SS1-100-C_comp_mic.wav"].startswith("bad annotation: 02_SS1-100-C_comp.jams: not JSON")

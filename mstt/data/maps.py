@@ -183,20 +183,21 @@ class MapsAdapter(DatasetAdapter):
         for piano in piano_folders(self.root):
             split = self._split_of(piano.name)
             for subset in options.subsets:
-                stems = {p.with_suffix("") for p in (piano / subset).rglob("*") if p.suffix.lower() in (".wav", ".txt")}
+                # Names such as MAPS_ISOL_CH0.1_F_<piano> hold dots: strip only the known suffix.
+                stems = {p.with_name(p.stem) for p in (piano / subset).rglob("*") if p.suffix.lower() in (".wav", ".txt")}
                 candidates += [(split, s) for s in sorted(stems)]
         test_pieces = {piece_of(s.name) for split, s in candidates if split == "test"} - {None}
         for split, stem in candidates:
             piece = piece_of(stem.name)
             if options.exclude_test_pieces and split != "test" and piece in test_pieces:
-                self._skip(stem.with_suffix(".wav"), "piece also in the test split", f"{piece} (exclude_test_pieces)")
+                self._skip(_with(stem, ".wav"), "piece also in the test split", f"{piece} (exclude_test_pieces)")
                 continue
             try:
                 self._add(self._scan(split, stem))
             except Unusable as why:
-                self._skip(stem.with_suffix(".wav"), *why.args)
+                self._skip(_with(stem, ".wav"), *why.args)
             except OSError as exc:  # permissions, a vanished file: one piece, not the run
-                self._skip(stem.with_suffix(".wav"), "unreadable piece", f"{type(exc).__name__}: {exc}")
+                self._skip(_with(stem, ".wav"), "unreadable piece", f"{type(exc).__name__}: {exc}")
         self._require_tracks()
 
     def _split_of(self, piano: str) -> str:
@@ -209,7 +210,7 @@ class MapsAdapter(DatasetAdapter):
 
     def _scan(self, split: str, stem: Path) -> Track:
         """One piece (``stem`` + .wav/.txt) -> Track; Unusable with the reason it cannot be used."""
-        wav, txt = stem.with_suffix(".wav"), stem.with_suffix(".txt")
+        wav, txt = _with(stem, ".wav"), _with(stem, ".txt")
         if not wav.exists():
             raise Unusable("missing audio", f"{txt.name} has no {wav.name}")
         if not txt.exists():
@@ -222,3 +223,8 @@ class MapsAdapter(DatasetAdapter):
             raise Unusable("no notes", txt.name)
         samples = recording_length(wav, self.sample_rate)
         return Track(stem.name, split, wav, samples, self.sample_rate, {self.source: (wav,)}, {self.source: notes})
+
+
+def _with(stem: Path, suffix: str) -> Path:
+    """``stem`` + ``suffix`` (``with_suffix`` would cut a name like ``..._CH0.1_F_<piano>`` at its dot)."""
+    return stem.with_name(stem.name + suffix)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from pathlib import Path
 
@@ -36,10 +37,15 @@ def notes_for(name: str, seconds: float, low: int, high: int, count: int = 5) ->
 
 def maps_piece(root: Path, piano: str, piece: str, seconds: float = 3.0, notes: list[Note] | None = None,
                subset: str = "MUS", crlf: bool = False) -> Path:
-    """``<root>/<piano>/MUS/MAPS_MUS-<piece>_<piano>.{wav,txt,mid}``: 44.1 kHz stereo; returns the .wav."""
-    stem = f"MAPS_{subset}-{piece}_{piano}"
+    """``<root>/<piano>/MUS/MAPS_MUS-<piece>_<piano>.{wav,txt,mid}``: 44.1 kHz stereo; returns the .wav.
+
+    Other subsets nest as MAPS does: ``ISOL/NO/MAPS_ISOL_NO_F_S0_M23_<piano>.wav`` for piece ``NO_F_S0_M23``.
+    """
+    if subset == "MUS":
+        stem, folder = f"MAPS_MUS-{piece}_{piano}", root / piano / subset
+    else:
+        stem, folder = f"MAPS_{subset}_{piece}_{piano}", root / piano / subset / re.match(r"[A-Z]+", piece).group(0)
     notes = notes if notes is not None else notes_for(stem, seconds, 48, 84)
-    folder = root / piano / subset
     folder.mkdir(parents=True, exist_ok=True)
     mono = tones(notes, seconds)
     sf.write(str(folder / f"{stem}.wav"), np.stack([mono, 0.8 * mono], axis=1), SR, subtype="PCM_16")

@@ -55,7 +55,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bad_line.write_text(bad_line.read_text() + "1.5\tnot-a-time\t60\n")
     maps_piece(maps, "AkPnBsdf", "notxt", 2.0).with_suffix(".txt").unlink()
     truncate(maps_piece(maps, "AkPnBsdf", "cut", 2.0))
-    maps_piece(maps, "AkPnBcht", "I60-68_S0_M60", 1.0, subset="ISOL", notes=[(0.1, 0.6, 60.0)])
+    maps_piece(maps, "AkPnBcht", "CH0.1_F", 1.0, subset="ISOL", notes=[(0.1, 0.6, 60.0)])  # a dot in the name
     gs = write_guitarset(root / "GuitarSet", ["00_BN1-129-Eb_comp", "04_Jazz1-130-D_comp", "05_Rock2-142-D_solo",
                                               "05_SS3-84-Bb_comp"], seconds=2.0)
     guitarset_take(gs, "01_Funk3-112-C#_solo", 2.0, dict_of_lists=True)  # older JAMS data layout
@@ -92,7 +92,8 @@ def test_maps_splits_by_piano_and_drops_test_pieces(data: Path) -> None:
     assert names(kept, "train") >= {"MAPS_MUS-bach_846_AkPnBcht", "MAPS_MUS-chpn_op25_e4_SptkBGAm"}
     assert not kept.tracks("validation")
     with_isol = MapsAdapter(data / "MAPS", ["piano"], SR, MapsOptions(subsets=["MUS", "ISOL"]))
-    assert "MAPS_ISOL-I60-68_S0_M60_AkPnBcht" in names(with_isol, "train")
+    assert "MAPS_ISOL_CH0.1_F_AkPnBcht" in names(with_isol, "train")
+    assert not [s for s in with_isol.skipped if "CH0" in s["path"]]
     one_piano = MapsAdapter(data / "MAPS" / "ENSTDkAm", ["piano"], SR, MapsOptions())
     assert names(one_piano, "test") == {"MAPS_MUS-liz_et6_ENSTDkAm"}
 

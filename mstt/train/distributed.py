@@ -221,11 +221,12 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     return {k: v.to(device, non_blocking=device.type == "cuda") for k, v in batch.items()}
 
 
-def _loader_options(config: DictConfig, device: torch.device) -> dict[str, Any]:
+def _loader_options(config: DictConfig, device: torch.device, per_epoch: bool = False) -> dict[str, Any]:
+    """DataLoader options; ``per_epoch`` starts fresh workers each epoch (see TrainStream)."""
     workers = int(config.trainer.num_workers)  # checked non-negative by the loop
     return dict(
         num_workers=workers,
-        persistent_workers=workers > 0,
+        persistent_workers=workers > 0 and not per_epoch,
         pin_memory=device.type == "cuda",
         # No worker_init_fn: torch seeds torch, numpy and random in each worker from the
         # loader's base seed + worker id, and the base seed comes from a generator seeded by
@@ -246,9 +247,13 @@ class TrainStream:
         # Worker seeds come from this generator, never from the global RNG, so that validation
         # or a resume does not shift the training randomness.
         self.generator = torch.Generator()
+        # Datasets that draw new random crops each epoch (set_epoch) need workers that see the
+        # new epoch: persistent workers keep the copy of the dataset they started with.
+        self.dataset = dataset
+        self.per_epoch = callable(getattr(dataset, "set_epoch", None))
         self.loader = DataLoader(
             dataset, batch_sampler=self.sampler, collate_fn=collate, generator=self.generator,
-            **_loader_options(config, device),
+            **_loader_options(config, device, per_epoch=self.per_epoch),
         )
         self.epoch, self.epoch_batches = epoch, epoch_batches
         self._iterator: Iterator[dict[str, torch.Tensor]] | None = None
@@ -259,6 +264,8 @@ class TrainStream:
     def __next__(self) -> dict[str, torch.Tensor]:
         while True:
             if self._iterator is None:
+                if self.per_epoch:
+                    self.dataset.set_epoch(self.epoch)
                 self.sampler.set_epoch(self.epoch, self.epoch_batches)
                 self.generator.manual_seed(self.seed * 1_000_003 + self.epoch)
                 self._iterator = iter(self.loader)

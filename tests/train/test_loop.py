@@ -331,3 +331,29 @@ def test_workers_give_the_same_training_as_the_main_process(tmp_path):
     for key in a:
         torch.testing.assert_close(b[key], a[key])
 
+
+
+def test_datasets_with_set_epoch_draw_new_crops_each_epoch(tmp_path):
+    """TrainStream tells the dataset the epoch, also through worker processes."""
+    from omegaconf import OmegaConf
+
+    from mstt.train.distributed import DistContext, TrainStream
+
+    class EpochEcho(torch.utils.data.Dataset):
+        def __init__(self):
+            self.epoch = 0
+
+        def set_epoch(self, epoch):
+            self.epoch = epoch
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, index):
+            return {"epoch": torch.tensor(float(self.epoch))}
+
+    for workers in (0, 1):
+        config = OmegaConf.create({"trainer": {"seed": 0, "batch_size": 2, "num_workers": workers}})
+        stream = TrainStream(EpochEcho(), config, DistContext(), torch.device("cpu"))
+        epochs = [next(stream)["epoch"][0].item() for _ in range(6)]
+        assert epochs == [0, 0, 1, 1, 2, 2], (workers, epochs)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import os
+import struct
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,36 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
+def wav_truncation(path: Path) -> str | None:
+    """Why a RIFF/WAVE file is cut short (its data chunk claims more bytes than follow), else None.
+
+    libsndfile silently shortens such a file to the bytes present, so the header must be read
+    here: a truncated download would otherwise pass as a shorter recording with notes past its end.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None  # not plain RIFF (RF64, another format): libsndfile's own checks apply
+        block = 0
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return "truncated: no data chunk"
+            cid, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"fmt ":
+                fmt = f.read(length + (length & 1))
+                block = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else 0
+            elif cid == b"data":
+                have = size - f.tell()
+                if length in (0, 0xFFFFFFFF) or length <= have:
+                    return None  # streamed files leave the size unset; nothing to compare
+                frames = f"{length // block} frames, file holds {have // block}" if block else f"{length} bytes, file holds {have}"
+                return f"truncated: header says {frames}"
+            else:
+                f.seek(length + (length & 1), 1)
+
+
 def probe(path: Path, verify_tail: bool = True) -> tuple[int, int]:
     """(frames, sample_rate) from the header; with ``verify_tail``, decode the last block too.
 
@@ -59,6 +90,10 @@ def probe(path: Path, verify_tail: bool = True) -> tuple[int, int]:
     if info.frames <= 0:
         raise AudioError(f"{_short(path)} holds no audio frames")
     if verify_tail:
+        reason = wav_truncation(path) if path.suffix.lower() == ".wav" else None
+        if reason:
+            # libsndfile reads a cut-short wav as a shorter file, so the header must be compared.
+            raise AudioError(f"{_short(path)} is {reason}")
         try:
             with sf.SoundFile(str(path)) as f:
                 f.seek(max(0, info.frames - 2048))

@@ -19,20 +19,19 @@ a training or validation piece whose composition is also a test piece is left ou
 reason in ``skipped``; pieces shared by training and validation pianos are kept.
 
 This module also holds what the GuitarSet adapter shares: :class:`Unusable`,
-:func:`wav_truncation` and :func:`recording_length`.
+:func:`recording_length`.
 """
 
 from __future__ import annotations
 
 import math
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from mstt.data.audio import AudioError, probe, resampled_length
+from mstt.data.audio import AudioError, probe, resampled_length, wav_truncation
 from mstt.data.base import DatasetAdapter, Track
 from mstt.data.targets import sort_notes
 from mstt.errors import DataError
@@ -60,36 +59,6 @@ class MapsOptions:
 
 class Unusable(Exception):
     """A recording cannot be used: ``(kind, detail)``, recorded by ``DatasetAdapter._skip``."""
-
-
-def wav_truncation(path: Path) -> str | None:
-    """Why a RIFF/WAVE file is cut short (its data chunk claims more bytes than follow), else None.
-
-    libsndfile silently shortens such a file to the bytes present, so the header must be read
-    here: a truncated download would otherwise pass as a shorter recording with notes past its end.
-    """
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None  # not plain RIFF (RF64, another format): libsndfile's own checks apply
-        block = 0
-        while True:
-            chunk = f.read(8)
-            if len(chunk) < 8:
-                return "truncated: no data chunk"
-            cid, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if cid == b"fmt ":
-                fmt = f.read(length + (length & 1))
-                block = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else 0
-            elif cid == b"data":
-                have = size - f.tell()
-                if length in (0, 0xFFFFFFFF) or length <= have:
-                    return None  # streamed files leave the size unset; nothing to compare
-                frames = f"{length // block} frames, file holds {have // block}" if block else f"{length} bytes, file holds {have}"
-                return f"truncated: header says {frames}"
-            else:
-                f.seek(length + (length & 1), 1)
 
 
 def recording_length(path: Path, sample_rate: int) -> int:

@@ -311,3 +311,17 @@ def test_mstt_data_json(slakh: Path, monkeypatch: pytest.MonkeyPatch, capsys: py
     assert "train" in table and "bass" in table and "skipped: 3" in table and "Track00002" not in table
     assert cli.main(["data", str(slakh)]) == 2
     assert "KIND:PATH" in capsys.readouterr().err
+
+
+def test_truncated_wav_stem_is_skipped_with_its_reason(tmp_path) -> None:
+    """libsndfile reads a cut-short wav as a shorter file; the header check names it."""
+    import soundfile as sf
+
+    from mstt.data.audio import AudioError, probe
+
+    path = tmp_path / "S00.wav"
+    sf.write(path, np.zeros(16000, dtype=np.float32), 16000, subtype="PCM_16")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioError, match="truncated: header says 16000 frames"):
+        probe(path)

@@ -9,7 +9,8 @@ bench keeps what it finished. Running the same command again resumes: a run fold
 A row: ``recipe``, ``params``, ``si_sdri`` and ``onset_f1`` (per source and ``mean``, or None
 when the model has no such output), ``train_throughput`` (audio seconds trained per second of
 the trainer's wall time, validation passes included: steps x batch x crop seconds / elapsed),
-``rtf`` (seconds to separate a fixed 30-second mixture / 30, on the bench device, after a warm-up),
+``rtf`` (seconds that ``mstt separate``'s path, :class:`mstt.inference.Separator`, takes to separate
+and transcribe a fixed 30-second mixture, / 30, on the bench device, after a warm-up),
 ``peak_memory_mb`` (CUDA: peak memory allocated by torch during training and evaluation; CPU:
 peak resident set size of the process over the same span, from ``/proc/self/status``) and
 ``device``.
@@ -182,26 +183,23 @@ def fixed_mixture(sample_rate: int, seconds: float) -> torch.Tensor:
 
 
 def real_time_factor(model: torch.nn.Module, config: DictConfig, device: torch.device) -> float:
-    """Seconds to separate a fixed :data:`RTF_SECONDS` mixture (chunked, as the evaluation does) per second of audio."""
-    from mstt.evaluate import DEFAULT_CHUNK_SECONDS, infer
+    """Seconds for ``mstt separate``'s path (:class:`mstt.inference.Separator`) per second of a fixed mixture."""
+    from mstt.inference import Separator
 
     sample_rate = int(config.data.sample_rate)
-    hop = int(config.features.hop_length)
-    chunk = int(DEFAULT_CHUNK_SECONDS * sample_rate)
     seconds = RTF_SECONDS
-    mixture = fixed_mixture(sample_rate, seconds).to(device)
-    model.to(device).eval()
+    mixture = fixed_mixture(sample_rate, seconds)[0].numpy()
+    separator = Separator(model, config, device)
 
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    with torch.inference_mode():
-        infer(model, mixture[:, : sample_rate], None, hop, chunk)  # warm-up: kernels, allocator
-        sync()
-        start = time.perf_counter()
-        infer(model, mixture, None, hop, chunk)
-        sync()
+    separator.separate(mixture[:sample_rate], sample_rate)  # warm-up: kernels, allocator
+    sync()
+    start = time.perf_counter()
+    separator.separate(mixture, sample_rate)
+    sync()
     return (time.perf_counter() - start) / seconds
 
 
@@ -308,7 +306,7 @@ def markdown(rows: list[dict[str, Any]], items: list[BenchItem]) -> str:
     lines += [
         "",
         "SI-SDRi: SI-SDR improvement over the mixture, dB (higher is better). Throughput: audio seconds "
-        "trained per second of training wall time, validation included. RTF: seconds to separate a fixed "
+        "trained per second of training wall time, validation included. RTF: seconds `mstt separate` takes to separate and transcribe a fixed "
         f"{RTF_SECONDS:g}-second mixture per second of audio (lower is faster). Peak memory: torch's "
         "CUDA allocator, or the process's resident set on CPU. – : the model has no such output.",
         "",

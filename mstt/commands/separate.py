@@ -1,0 +1,215 @@
+"""``mstt separate CHECKPOINT AUDIO... [--out DIR]``: stems, MIDI and a piano-roll picture per recording.
+
+For each input ``song.ext``: ``DIR/song/<stem>.wav`` (32-bit float, at the input's rate),
+``DIR/song/song.mid`` (one named track per source) and ``DIR/song/pianoroll.png``; with
+``--html`` also ``mixture.wav``, ``spectrograms.png`` and ``report.html``. Files are written into
+``DIR/.song.partial-<pid>/`` and moved into place only when all of them are complete, so a
+failure leaves no half-written outputs. A bad input gets one line and the others go on; the exit
+status is 1 when any input failed, 2 for a bad checkpoint or bad options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import soundfile as sf
+from tqdm.auto import tqdm
+
+from mstt.errors import MsttError
+
+OUTPUTS = ("stems", "midi", "png")
+BLOCK = 1 << 16
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Attach the ``separate`` sub-command."""
+    p = subparsers.add_parser("separate", help="separate and transcribe recordings: stems, MIDI, piano roll")
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="an mstt checkpoint or exported model")
+    p.add_argument("audio", type=Path, nargs="+", metavar="AUDIO", help="recordings (wav, flac, ogg, mp3: anything libsndfile reads)")
+    p.add_argument("--out", type=Path, default=Path("separated"), help="output folder (default ./separated)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--chunk-seconds", type=float, default=10.0, help="chunk length; memory grows with it, not with the file (default 10)")
+    p.add_argument("--overlap-seconds", type=float, default=1.0, help="cross-fade between chunks (default 1)")
+    p.add_argument("--threshold", type=float, default=None, help="note threshold on the roll probabilities (default: the recipe's)")
+    p.add_argument("--outputs", default=",".join(OUTPUTS), help=f"comma-separated subset of {','.join(OUTPUTS)} (default all)")
+    p.add_argument("--html", action="store_true", help="also write report.html with audio players and spectrograms")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default torch's); 1 is fastest on a machine busy with other jobs")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def parse_outputs(text: str) -> set[str]:
+    """``stems,midi`` -> {"stems", "midi"}; an unknown name is a usage error."""
+    wanted = {w.strip() for w in text.split(",") if w.strip()}
+    unknown = sorted(wanted - set(OUTPUTS))
+    if unknown or not wanted:
+        raise MsttError(f"--outputs {text}: choose from {', '.join(OUTPUTS)} (comma-separated)")
+    return wanted
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def probe(path: Path) -> tuple[int, int, int]:
+    """(frames, sample rate, channels) after reading the whole file once; MsttError naming the problem."""
+    from mstt.inference import audio_problem
+
+    if not path.exists():
+        raise MsttError(f"{path}: no such file")
+    if path.is_dir():
+        raise MsttError(f"{path}: is a folder; pass audio files")
+    if path.stat().st_size == 0:
+        raise MsttError(f"{path}: the file is empty (0 bytes); pass a recording")
+    try:
+        f = sf.SoundFile(str(path))
+    except Exception as exc:  # libsndfile raises several types for what it cannot read
+        raise MsttError(
+            f"{path}: not an audio file libsndfile can read ({_reason(exc)}); convert it to WAV or FLAC"
+        ) from None
+    frames, finite, peak = 0, True, 0.0
+    with f:
+        try:
+            for block in f.blocks(blocksize=BLOCK, dtype="float32", always_2d=True):
+                frames += len(block)
+                if finite and not np.isfinite(block).all():
+                    finite = False
+                elif finite:
+                    peak = max(peak, float(np.abs(block).max(initial=0.0)))
+        except Exception as exc:
+            raise MsttError(f"{path}: is truncated or corrupt ({_reason(exc)}); re-export or re-download it") from None
+    problem = audio_problem(frames, finite, peak)
+    if problem:
+        raise MsttError(f"{path}: {problem}")
+    return frames, f.samplerate, f.channels
+
+
+def _mono_blocks(path: Path, tee: sf.SoundFile | None) -> Iterator[np.ndarray]:
+    """Downmixed float32 blocks of a file; each also written to ``tee`` when given."""
+    with sf.SoundFile(str(path)) as f:
+        for block in f.blocks(blocksize=BLOCK, dtype="float32", always_2d=True):
+            mono = block.mean(axis=1, dtype=np.float32)
+            if tee is not None:
+                tee.write(mono)
+            yield mono
+
+
+class _StemWriter:
+    """The sink of :meth:`Separator.stream`: one float WAV per stem, opened on the first block."""
+
+    def __init__(self, folder: Path, sample_rate: int, enabled: bool) -> None:
+        self.folder, self.sample_rate, self.enabled = folder, sample_rate, enabled
+        self.files: dict[str, sf.SoundFile] = {}
+
+    def __call__(self, names: list[str], block: np.ndarray) -> None:
+        if not self.enabled:
+            return
+        for j, name in enumerate(names):
+            if name not in self.files:
+                # Float samples: stems may exceed full scale and must not clip.
+                self.files[name] = sf.SoundFile(str(self.folder / f"{name}.wav"), "w", self.sample_rate, 1, "FLOAT")
+            self.files[name].write(block[j])
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+
+
+def separate_file(separator: Any, path: Path, folder: Path, args: argparse.Namespace, outputs: set[str]) -> list[str]:
+    """Separate one recording into ``folder``; returns the lines to print. MsttError on bad input."""
+    from mstt.html_report import pianoroll_figure, spectrogram_figure, write_html_report
+
+    frames, rate, channels = probe(path)
+    tmp = folder.parent / f".{folder.name}.partial-{os.getpid()}"
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MsttError(f"{path}: cannot write {folder} ({exc.strerror or exc}); choose a writable --out") from None
+    try:
+        mixture = sf.SoundFile(str(tmp / "mixture.wav"), "w", rate, 1, "PCM_16") if args.html else None
+        writer = _StemWriter(tmp, rate, "stems" in outputs or args.html)
+        try:
+            result = separator.stream(
+                _mono_blocks(path, mixture), frames, rate, writer, args.chunk_seconds, args.overlap_seconds,
+                args.threshold, progress=not args.quiet,
+            )
+        finally:
+            writer.close()
+            if mixture is not None:
+                mixture.close()
+        lines = ([f"downmixed {channels} channels to mono"] if channels > 1 else []) + result.messages
+        if not result.stems:
+            lines.append("this model separates nothing (transcription only): no stems")
+        if "midi" in outputs and result.notes is not None:
+            result.notes.write(str(tmp / f"{folder.name}.mid"))
+        if ("png" in outputs or args.html) and result.rolls:
+            pianoroll_figure(result.rolls, result.frame_rate, tmp / "pianoroll.png")
+        if args.html:
+            audio = {"mixture": tmp / "mixture.wav", **{n: tmp / f"{n}.wav" for n in result.stems}}
+            spectrogram_figure(audio, tmp / "spectrograms.png")
+            images = {"spectrograms": tmp / "spectrograms.png"}
+            if result.rolls:
+                images["piano rolls"] = tmp / "pianoroll.png"
+            write_html_report(tmp, f"{path.name}: separated by {args.checkpoint.name}", audio, images, None, lines)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for item in sorted(tmp.iterdir()):
+            os.replace(item, folder / item.name)
+            written.append(item.name)
+        tmp.rmdir()
+    except OSError as exc:
+        raise MsttError(f"{path}: cannot write {folder} ({exc.strerror or _reason(exc)}); choose a writable --out") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return lines + [f"wrote {folder}/ ({', '.join(written)})"]
+
+
+def _folders(paths: list[Path], out: Path) -> list[Path]:
+    """``out/<stem>`` per input; inputs with the same stem (song.wav, song.flac) get the suffix added."""
+    stems = [p.stem for p in paths]
+    return [out / (p.stem if stems.count(p.stem) == 1 else f"{p.stem}-{p.suffix.lstrip('.')}") for p in paths]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the model once, then separate every input; 0 when all succeeded, 1 when any failed."""
+    from mstt.inference import load
+
+    outputs = parse_outputs(args.outputs)
+    if args.chunk_seconds <= 0 or args.overlap_seconds < 0:
+        raise MsttError("--chunk-seconds must be above 0 and --overlap-seconds at least 0")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise MsttError(f"--threads {args.threads}: need at least 1")
+        import torch
+
+        # The recurrent trunk synchronises its threads at every frame; on a busy machine fewer wait less.
+        torch.set_num_threads(args.threads)
+    separator = load(args.checkpoint, args.device)
+    for line in separator.messages:
+        print(f"note: {line}")
+    failed = 0
+    bar = tqdm(list(zip(args.audio, _folders(args.audio, args.out))), unit="file", desc="files",
+               disable=args.quiet or len(args.audio) < 2, dynamic_ncols=True)
+    for path, folder in bar:
+        try:
+            lines = separate_file(separator, path, folder, args, outputs)
+        except MsttError as exc:
+            failed += 1
+            tqdm.write(f"mstt: error: {exc}", file=sys.stderr)
+            continue
+        except (RuntimeError, ValueError, MemoryError) as exc:  # e.g. out of memory: name the file, go on
+            failed += 1
+            tqdm.write(f"mstt: error: {path}: separation failed ({type(exc).__name__}: {_reason(exc)})", file=sys.stderr)
+            continue
+        tqdm.write(f"{path}: " + "; ".join(lines))
+    if failed:
+        tqdm.write(f"{failed} of {len(args.audio)} files failed", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,131 @@
+"""``mstt separate``: outputs per recording, many files per call, and one line per bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+import soundfile as sf
+
+from mstt.cli import main
+from tests.test_inference import checkpoint, make_checkpoint, one_thread, tones  # noqa: F401  (fixtures)
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["separate", *args, "--quiet"])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_flac_at_44k_gives_stems_midi_and_png_at_its_rate(tmp_path, capsys):
+    ckpt = make_checkpoint(tmp_path / "set3.pt", name="cerberus_set3")
+    song = tmp_path / "Track00001.flac"
+    x = tones(2.5, 44100)
+    sf.write(song, x, 44100)
+    code, out, err = run_cli(capsys, str(ckpt), str(song), "--out", str(tmp_path / "out"), "--chunk-seconds", "1")
+    assert code == 0, err
+    folder = tmp_path / "out" / "Track00001"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "Track00001.mid", "bass.wav", "drums.wav", "guitar.wav", "piano.wav", "pianoroll.png"]
+    for name in ("piano", "guitar", "bass", "drums"):
+        info = sf.info(folder / f"{name}.wav")
+        assert (info.samplerate, info.frames, info.channels) == (44100, len(x), 1)
+    midi = pretty_midi.PrettyMIDI(str(folder / "Track00001.mid"))
+    assert [(i.name, i.program, i.is_drum) for i in midi.instruments] == [
+        ("piano", 0, False), ("guitar", 25, False), ("bass", 33, False), ("drums", 0, True)]
+    assert (folder / "pianoroll.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "resampled 44100 Hz" in out and f"wrote {folder}/" in out
+    assert not list((tmp_path / "out").glob(".*partial*"))
+
+
+def test_bad_inputs_are_named_and_the_good_ones_still_processed(tmp_path, capsys, checkpoint):  # noqa: F811
+    files = {
+        "empty.wav": "the file is empty",
+        "text.wav": "not an audio file libsndfile can read",
+        "zero.wav": "zero-length recording",
+        "silent.wav": "is silent",
+        "nan.wav": "NaN or infinite samples",
+        "missing.wav": "no such file",
+    }
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "text.wav").write_text("this is not audio\n")
+    sf.write(tmp_path / "zero.wav", np.zeros(0), 16000)
+    sf.write(tmp_path / "silent.wav", np.zeros(16000), 16000)
+    bad = tones(1.0, 16000)
+    bad[500] = np.nan
+    sf.write(tmp_path / "nan.wav", bad, 16000, subtype="FLOAT")
+    # A 6-channel 96 kHz recording of 1 s (shorter than a chunk) is fine: downmixed and resampled.
+    sf.write(tmp_path / "six.wav", np.tile(tones(1.0, 96000)[:, None], (1, 6)) / 2, 96000)
+    sf.write(tmp_path / "good.ogg", tones(1.5, 22050), 22050, format="OGG", subtype="VORBIS")
+    names = ["empty.wav", "text.wav", "six.wav", "zero.wav", "silent.wav", "nan.wav", "missing.wav", "good.ogg"]
+    out_dir = tmp_path / "out"
+    code, out, err = run_cli(capsys, str(checkpoint), *[str(tmp_path / n) for n in names], "--out", str(out_dir))
+    assert code == 1
+    assert "Traceback" not in err + out
+    lines = [line for line in err.splitlines() if line.startswith("mstt: error:")]
+    assert len(lines) == len(files)
+    for name, reason in files.items():
+        (line,) = [line for line in lines if f"{tmp_path / name}:" in line]
+        assert reason in line
+    assert f"{len(files)} of {len(names)} files failed" in err
+    assert sorted(p.name for p in out_dir.iterdir()) == ["good", "six"]
+    assert "downmixed 6 channels to mono" in out
+    assert sf.info(out_dir / "six" / "piano.wav").samplerate == 96000
+    assert sf.info(out_dir / "good" / "guitar.wav").frames == int(1.5 * 22050)
+
+
+def test_an_unwritable_output_folder_is_one_line_per_file(tmp_path, capsys, checkpoint):  # noqa: F811
+    song = tmp_path / "song.wav"
+    sf.write(song, tones(1.0, 8000), 8000)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")  # a folder cannot be made under a file, even by root
+    code, out, err = run_cli(capsys, str(checkpoint), str(song), str(song), "--out", str(blocker / "out"))
+    assert code == 1 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len([line for line in lines if "choose a writable --out" in line and str(song) in line]) == 2
+
+
+def test_not_a_checkpoint_is_a_usage_error(tmp_path, capsys):
+    song = tmp_path / "song.wav"
+    sf.write(song, tones(1.0, 8000), 8000)
+    fake = tmp_path / "best.pt"
+    fake.write_text("not a checkpoint")
+    code, out, err = run_cli(capsys, str(fake), str(song), "--out", str(tmp_path / "out"))
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"mstt: error: {fake}: not a readable mstt checkpoint (")
+    assert not (tmp_path / "out").exists()
+
+
+def test_outputs_option_and_same_named_inputs(tmp_path, capsys, checkpoint):  # noqa: F811
+    for suffix in ("wav", "flac"):
+        sf.write(tmp_path / f"song.{suffix}", tones(1.0, 8000), 8000)
+    code, _, err = run_cli(capsys, str(checkpoint), str(tmp_path / "song.wav"), str(tmp_path / "song.flac"),
+                           "--out", str(tmp_path / "out"), "--outputs", "midi")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["song-flac", "song-wav"]
+    assert [p.name for p in (tmp_path / "out" / "song-wav").iterdir()] == ["song-wav.mid"]
+    code, _, err = run_cli(capsys, str(checkpoint), str(tmp_path / "song.wav"), "--outputs", "stems,video")
+    assert code == 2 and "--outputs stems,video: choose from stems, midi, png" in err
+
+
+def test_rerun_replaces_outputs_in_place(tmp_path, capsys, checkpoint):  # noqa: F811
+    song = tmp_path / "song.wav"
+    sf.write(song, tones(1.0, 8000), 8000)
+    (tmp_path / "out" / "song").mkdir(parents=True)
+    (tmp_path / "out" / "song" / "mine.txt").write_text("kept")
+    for threshold in ("0.5", "0.9"):
+        code, _, err = run_cli(capsys, str(checkpoint), str(song), "--out", str(tmp_path / "out"), "--threshold", threshold)
+        assert code == 0, err
+    assert (tmp_path / "out" / "song" / "mine.txt").read_text() == "kept"
+    assert (tmp_path / "out" / "song" / "piano.wav").is_file()
+
+
+@pytest.mark.parametrize("bad", [["--chunk-seconds", "0"], ["--overlap-seconds", "-1"]])
+def test_bad_chunk_options(tmp_path, capsys, checkpoint, bad):  # noqa: F811
+    song = tmp_path / "song.wav"
+    sf.write(song, tones(1.0, 8000), 8000)
+    code, _, err = run_cli(capsys, str(checkpoint), str(song), *bad)
+    assert code == 2 and "--chunk-seconds must be above 0" in err

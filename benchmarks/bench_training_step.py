@@ -1,0 +1,122 @@
+"""One training step (forward + backward + clip + Adam) of the paper-size models on the same batch.
+
+    .venv/bin/pytest benchmarks/bench_training_step.py                 # pytest-benchmark table
+    .venv/bin/python benchmarks/bench_training_step.py [--rounds N]    # seconds per step, per model
+
+Models as their recipes build them: Cerberus set 4 (4 x 300 BLSTM, DC + MI + TR heads) and the
+asteroid separators of plugins/mstt-asteroid (ConvTasNet, DPRNN-TasNet, SuDoRM-RF) at their
+papers' sizes. Input: batch 2 of 2-second crops at 16 kHz with 5 sources (set 4) and their
+piano rolls; the same tensors for every model. On the GPU when one is visible (fp32), else the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mstt.nn.build import build_model  # noqa: E402
+from mstt.recipe import load_recipe  # noqa: E402
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+MODELS = {
+    "cerberus": "cerberus_set4.yaml",
+    "convtasnet": "convtasnet_set4.yaml",
+    "dprnn": "dprnn_set4.yaml",
+    "sudormrf": "sudormrf_set4.yaml",
+}
+BATCH, SECONDS = 2, 2.0
+ROUNDS = 3
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def make_batch(model: nn.Module, batch: int = BATCH, seconds: float = SECONDS, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Sources ``(B, S, N)`` of decaying tones, their mixture ``(B, N)`` and sparse rolls ``(B, S, 88, T)``."""
+    gen = torch.Generator().manual_seed(seed)
+    sr, n_src = model.sample_rate, len(model.sources)
+    samples = int(seconds * sr)
+    t = torch.arange(samples) / sr
+    f0 = 55.0 * 2 ** (torch.randint(0, 48, (batch, n_src, 1), generator=gen) / 12)
+    sources = 0.2 * torch.sin(2 * torch.pi * f0 * t) * torch.exp(-3 * ((t * 2) % 1.0))
+    sources = sources + 0.01 * torch.randn(sources.shape, generator=gen)
+    hop = 256  # set 4 recipes: STFT hop 256 -> samples // 256 + 1 frames (centred)
+    frames = samples // hop + 1
+    roll = (torch.rand(batch, n_src, 88, frames, generator=gen) > 0.98).float()
+    return {"mixture": sources.sum(1), "sources": sources, "roll": roll}
+
+
+def to_device(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The batch on :data:`DEVICE`."""
+    return {k: v.to(DEVICE) for k, v in batch.items()}
+
+
+def build(name: str) -> nn.Module:
+    """The model of ``name``'s recipe, at the recipe's size, on :data:`DEVICE`."""
+    torch.manual_seed(0)
+    return build_model(load_recipe([RECIPES / MODELS[name]])).to(DEVICE)
+
+
+def training_step(model: nn.Module, batch: dict[str, torch.Tensor]) -> Callable[[], float]:
+    """A closure doing one step as the trainer does (fp32): losses, backward, clip at 5, Adam; returns the loss."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+
+    def step() -> float:
+        total, _ = model.losses(batch)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        return float(total.detach())  # waits for the device, so the step is timed whole
+
+    return step
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_training_step(benchmark, name: str) -> None:
+    if name != "cerberus":
+        pytest.importorskip("mstt_asteroid", reason="the asteroid separators need plugins/mstt-asteroid installed")
+    model = build(name)
+    step = training_step(model, to_device(make_batch(model)))
+    loss = benchmark.pedantic(step, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    assert torch.isfinite(torch.tensor(loss))
+    benchmark.extra_info["params"] = sum(p.numel() for p in model.parameters())
+    benchmark.extra_info["audio_seconds_per_step"] = BATCH * SECONDS
+    benchmark.extra_info["device"] = str(DEVICE)
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        benchmark.extra_info["audio_seconds_per_second"] = BATCH * SECONDS / benchmark.stats.stats.mean
+
+
+def main() -> None:
+    """Print seconds per training step of each model (median of ``--rounds`` after one warm-up)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("models", nargs="*", metavar="MODEL", help=f"some of {', '.join(MODELS)} (default: all)")
+    args = parser.parse_args()
+    unknown = [m for m in args.models if m not in MODELS]
+    if unknown:
+        parser.error(f"unknown model {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    for name in args.models or list(MODELS):
+        model = build(name)
+        step = training_step(model, to_device(make_batch(model)))
+        step()
+        times = []
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        median = sorted(times)[len(times) // 2]
+        params = sum(p.numel() for p in model.parameters())
+        print(f"{name:<11} {DEVICE}  {params / 1e6:5.2f} M params  {median:7.3f} s/step  {BATCH * SECONDS / median:6.2f} audio s/s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -306,8 +306,8 @@ def markdown(rows: list[dict[str, Any]], items: list[BenchItem]) -> str:
     lines += [
         "",
         "SI-SDRi: SI-SDR improvement over the mixture, dB (higher is better). Throughput: audio seconds "
-        "trained per second of training wall time, validation included. RTF: seconds `mstt separate` takes to separate and transcribe a fixed "
-        f"{RTF_SECONDS:g}-second mixture per second of audio (lower is faster). Peak memory: torch's "
+        "trained per second of training wall time, validation included. RTF: seconds `mstt separate` "
+        f"takes to separate and transcribe a fixed {RTF_SECONDS:g}-second mixture per second of audio (lower is faster). Peak memory: torch's "
         "CUDA allocator, or the process's resident set on CPU. – : the model has no such output.",
         "",
     ]

@@ -168,6 +168,7 @@ class Separator:
         self.frame_rate = self.sample_rate / self.hop
         self.threshold = float(config.eval.note_threshold)
         self.min_frames = int(config.eval.min_note_frames)
+        self.min_samples = int(config.features.n_fft)  # shortest input the centred STFT accepts, with margin
         self.messages = list(messages or [])  # what loading noticed (e.g. another mstt version)
 
     def separate(
@@ -238,10 +239,13 @@ class Separator:
                     more = into.push(np.zeros(0, np.float32) if exhausted else np.asarray(block, np.float32), last=exhausted)
                     buf = np.concatenate([buf, more])
                 piece = buf[a - buf_start : b - buf_start]
-                piece = np.pad(piece, (0, b - a - len(piece)))  # only if the source gave fewer samples than promised
+                # Zeros make up for a source shorter than promised, and give a very short recording
+                # the window length the STFT needs; what they add is cut off again below.
+                piece = np.pad(piece, (0, max(b - a, self.min_samples) - len(piece)))
                 mixture = torch.from_numpy(np.ascontiguousarray(piece)).to(self.device).unsqueeze(0)  # (1, n)
                 outputs = model_outputs(self.model, mixture)
                 stems, _ = stems_from_outputs(self.model, outputs, mixture)
+                stems = stems[..., : b - a] if stems is not None else None
                 if names is None:
                     unordered = stems is not None and ("embedding" in outputs and "mask" not in outputs
                                                        or bool(getattr(self.model, "permutation_invariant", False)))
@@ -273,7 +277,7 @@ class Separator:
                     if name in _NOT_FRAME_OUTPUTS or value.dim() != 4 or value.shape[2] != 88:
                         continue
                     grid = frames.setdefault(name, np.zeros((value.shape[1], 88, n_frames), np.float32))
-                    part = value[0, ..., : n_frames - f0].float().cpu().numpy()
+                    part = value[0, ..., : min(n_frames - f0, 1 + (b - a) // hop)].float().cpu().numpy()
                     w = crossfade_weights((f0 + np.arange(part.shape[-1])) * hop, k, bounds)
                     grid[..., f0 : f0 + part.shape[-1]] += part * w
                 if not last:

@@ -141,6 +141,20 @@ def test_stems_of_every_chunk_cross_fade_back_to_the_mixture(checkpoint, overlap
     np.testing.assert_allclose(sum(result.stems.values()), x, atol=1e-5)
 
 
+def test_a_recording_shorter_than_one_stft_window(checkpoint):
+    result = mstt.load(checkpoint, device="cpu").separate(tones(0.01, 44100), 44100)
+    assert result.stems["piano"].shape == (441,) and result.rolls["piano"].shape == (88, 2)
+
+
+def test_model_kinds_without_masks_or_without_rolls(tmp_path):
+    x = tones(3.0, 8000)
+    dc = mstt.load(make_checkpoint(tmp_path / "dc.pt", name="dc_set1"), device="cpu").separate(x, 8000, chunk_seconds=1.0)
+    assert list(dc.stems) == ["cluster1", "cluster2"] and dc.notes is None and dc.rolls == {}
+    np.testing.assert_allclose(sum(dc.stems.values()), x, atol=1e-4)  # k-means masks are one-hot per bin
+    tr = mstt.load(make_checkpoint(tmp_path / "tr.pt", name="tr_set1"), device="cpu").separate(x, 8000)
+    assert tr.stems == {} and list(tr.rolls) == ["piano", "guitar"] and len(tr.notes.instruments) == 2
+
+
 class FrameLocalModel(torch.nn.Module):
     """Stand-in whose roll at each frame depends only on that frame's spectrum: chunking must not move frames."""
 

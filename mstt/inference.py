@@ -316,6 +316,8 @@ def load(path: str | Path, device: str | torch.device | None = None) -> Separato
     from mstt.export import model_from_checkpoint
     from mstt.train.distributed import resolve_device
 
+    if isinstance(device, str) and device.strip().lower().startswith("cuda") and not torch.cuda.is_available():
+        raise MsttError(f"device {device}: no GPU is visible; use cpu or auto")
     device = torch.device(device) if isinstance(device, torch.device) else resolve_device(device or "auto")
     model, config, messages = model_from_checkpoint(path)
     return Separator(model, config, device, messages)

@@ -130,3 +130,13 @@ def test_bad_chunk_options(tmp_path, capsys, checkpoint, bad):  # noqa: F811
     sf.write(song, tones(1.0, 8000), 8000)
     code, _, err = run_cli(capsys, str(checkpoint), str(song), *bad)
     assert code == 2 and "--chunk-seconds must be above 0" in err
+
+
+def test_a_gpu_asked_for_where_there_is_none(tmp_path, capsys, checkpoint, monkeypatch):  # noqa: F811
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    song = tmp_path / "song.wav"
+    sf.write(song, tones(1.0, 8000), 8000)
+    code, _, err = run_cli(capsys, str(checkpoint), str(song), "--device", "cuda")
+    assert code == 2 and err.strip() == "mstt: error: device cuda: no GPU is visible; use cpu or auto"

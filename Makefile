@@ -15,8 +15,11 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml $(PLUGINS) Makefile
 	@# FluidSynth renders the synthetic data; Chromium runs the browser test of the HTML report.
-	@if ! ldconfig -p | grep -q libfluidsynth.so.3; then \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libfluidsynth3; fi
+	@missing=""; \
+	ldconfig -p | grep -q libfluidsynth.so.3 || missing="$$missing libfluidsynth3"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; fi
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q $(TORCH)
 	@# asteroid 0.7.0 pins torchmetrics<=0.11.4 and wants torchaudio + lightning, none of which

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mstt.html_report import pianoroll_figure, spectrogram_figure, write_html_report
+from mstt.report.html import pianoroll_figure, spectrogram_figure, write_html_report
 from tests.test_inference import checkpoint, one_thread  # noqa: F401  (fixtures)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -125,7 +125,7 @@ class _StemWriter:
 
 def separate_file(separator: Any, path: Path, folder: Path, args: argparse.Namespace, outputs: set[str]) -> list[str]:
     """Separate one recording into ``folder``; returns the lines to print. MsttError on bad input."""
-    from mstt.html_report import pianoroll_figure, spectrogram_figure, write_html_report
+    from mstt.report.html import pianoroll_figure, spectrogram_figure, write_html_report
 
     frames, rate, channels = probe(path)
     tmp = folder.parent / f".{folder.name}.partial-{os.getpid()}"

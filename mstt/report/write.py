@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import soundfile as sf
 
 from mstt.evaluate.core import ReportExample
+from mstt.report.html import write_html_report
 from mstt.report.plots import learning_curves, masks_figure, read_history, rolls_figure
 
 SEPARATION_COLUMNS = (("si_sdr", "SI-SDR"), ("si_sdri", "SI-SDRi"), ("sdr", "SDR"), ("sir", "SIR"), ("sar", "SAR"))
@@ -58,18 +58,6 @@ def _markdown_table(rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(rows[0]) + " |", "| --- |" + " ---: |" * (len(rows[0]) - 1)]
     lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
     return lines
-
-
-def _html_table(rows: list[list[str]]) -> str:
-    """An HTML table; markdown bold in the first column becomes <b>."""
-    def cell(text: str, tag: str) -> str:
-        bold = text.startswith("**")
-        text = html.escape(text.strip("*"))
-        return f"<{tag}>{'<b>' + text + '</b>' if bold else text}</{tag}>"
-
-    head = "<tr>" + "".join(cell(c, "th") for c in rows[0]) + "</tr>"
-    body = "".join("<tr>" + "".join(cell(c, "td") for c in row) + "</tr>" for row in rows[1:])
-    return f"<table>{head}{body}</table>"
 
 
 def _write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
@@ -144,22 +132,9 @@ def write_report(
     path = run_dir / "report.md"
     path.write_text("\n".join(md))
 
-    page = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(facts)}</p>"]
-    for heading, rows in tables:
-        page += [f"<h2>{html.escape(heading)}</h2>", _html_table(rows)]
-    if notes:
-        page += ["<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>"]
-    if curves is not None:
-        page += ["<h2>Learning curves</h2>", f'<img src="{curves.relative_to(run_dir).as_posix()}" style="max-width:100%">']
-    for section in sections:
-        page += [f"<h3>{html.escape(section.title)}</h3>"]
-        page += [f'<img src="{p}" style="max-width:100%">' for p in section.images]
-        page += [
-            f'<div>{html.escape(label)}: <audio controls preload="none" src="{p}"></audio></div>' for label, p in section.audio
-        ]
-    style = "body{font-family:sans-serif;max-width:1100px;margin:auto}td,th{padding:2px 10px;text-align:right}"
-    (run_dir / "report.html").write_text(
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{style}</style></head><body>\n" + "\n".join(page) + "\n</body></html>\n"
-    )
+    # The same content with audio players, through the one HTML writer (also used by `mstt separate`).
+    audio = {f"{section.title}: {label}": run_dir / p for section in sections for label, p in section.audio}
+    figures = {"learning curves": curves} if curves is not None else {}
+    figures.update({f"{section.title}: {Path(p).stem}": run_dir / p for section in sections for p in section.images})
+    write_html_report(run_dir, title, audio, figures, metrics=metrics, notes=notes)
     return path

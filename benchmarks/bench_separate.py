@@ -134,16 +134,6 @@ def main() -> None:
 # ---------------------------------------------------------------- pytest-benchmark (short inputs)
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread, as the script's default (the LSTM's per-frame barrier stalls on a busy machine)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _separator(tmp_path: Path, size: str):
     from mstt.inference import load
@@ -151,7 +141,7 @@ def _separator(tmp_path: Path, size: str):
     return load(make_checkpoint(tmp_path / f"{size}.pt", size), "cpu")
 
 
-def test_separate_quick_20s(benchmark, tmp_path, one_thread) -> None:
+def test_separate_quick_20s(benchmark, tmp_path) -> None:
     """Quick-size model, 20 s of 44.1 kHz audio (two chunks); extra_info holds the RTF."""
     separator = _separator(tmp_path, "quick")
     x = np.sin(2 * np.pi * 220 * np.arange(20 * RATE) / RATE).astype(np.float32) * 0.3
@@ -160,7 +150,7 @@ def test_separate_quick_20s(benchmark, tmp_path, one_thread) -> None:
     assert len(result.stems) == 5 and all(len(s) == len(x) for s in result.stems.values())
 
 
-def test_separate_paper_10s(benchmark, tmp_path, one_thread) -> None:
+def test_separate_paper_10s(benchmark, tmp_path) -> None:
     """Paper-size model, one 10 s chunk at the model's rate; extra_info holds the RTF."""
     separator = _separator(tmp_path, "paper")
     x = np.sin(2 * np.pi * 220 * np.arange(10 * 16000) / 16000).astype(np.float32) * 0.3

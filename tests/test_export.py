@@ -10,7 +10,7 @@ import torch
 import mstt
 from mstt.cli import main
 from mstt.export import export_checkpoint
-from tests.test_inference import checkpoint, make_checkpoint, one_thread, tones  # noqa: F401  (fixtures)
+from tests.test_inference import checkpoint, make_checkpoint, tones  # noqa: F401  (fixtures)
 
 
 @pytest.mark.parametrize("half", [False, True])

@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 
 from mstt.report.html import pianoroll_figure, spectrogram_figure, write_html_report
-from tests.test_inference import checkpoint, one_thread  # noqa: F401  (fixtures)
+from tests.test_inference import checkpoint  # noqa: F401  (fixtures)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

@@ -50,14 +50,6 @@ def make_checkpoint(path: Path, name: str = "cerberus_set1", seed: int = 0, **fi
     return path
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the LSTM's per-frame thread barrier costs seconds on a machine shared with other jobs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture
 def checkpoint(tmp_path) -> Path:

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from mstt.cli import main
-from tests.test_inference import checkpoint, make_checkpoint, one_thread, tones  # noqa: F401  (fixtures)
+from tests.test_inference import checkpoint, make_checkpoint, tones  # noqa: F401  (fixtures)
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from test_loop import one_thread, run, tiny_config  # noqa: F401  (one_thread: autouse fixture)
+from test_loop import run, tiny_config
 
 import mstt
 from mstt.errors import MsttError

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from test_loop import ToneDataset, make_model, one_thread, tiny_config  # noqa: F401  (one_thread: autouse)
+from test_loop import ToneDataset, make_model, tiny_config
 
 from mstt.errors import MsttError
 from mstt.train import load_checkpoint, train

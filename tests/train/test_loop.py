@@ -62,14 +62,6 @@ class ToneDataset(Dataset):
         return self.items[index]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second intra-op thread only adds OpenMP waits (10x slower on busy cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def tiny_config(*overrides: str, recipe: str = "cerberus_set1.yaml"):
     """A recipe scaled down to seconds of CPU time; later overrides win."""

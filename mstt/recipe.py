@@ -122,6 +122,8 @@ class EvalConfig:
     min_note_frames: int = 2
     max_examples: Optional[int] = None
     report_examples: int = 3
+    batch_size: int = 4  # windows scored together; waveform separators on CPU want 1 (memory)
+    chunk_seconds: float = 30.0  # long tracks run through the model in chunks of this length
 
 
 @dataclass
@@ -300,3 +302,9 @@ def validate_recipe(config: DictConfig, registry: Registry) -> None:
         raise RecipeError(f"trainer.monitor_mode: '{config.trainer.monitor_mode}'; use min or max")
     if config.trainer.batch_size < 1:
         raise RecipeError("trainer.batch_size: must be at least 1")
+    if config.eval.batch_size < 1 or config.eval.chunk_seconds <= 0:
+        raise RecipeError("eval: batch_size must be at least 1 and chunk_seconds positive")
+    if config.trainer.max_steps < 1:
+        raise RecipeError(f"trainer.max_steps: {config.trainer.max_steps}; train at least 1 step")
+    if config.trainer.max_minutes is not None and config.trainer.max_minutes <= 0:
+        raise RecipeError(f"trainer.max_minutes: {config.trainer.max_minutes}; give a positive budget or null")

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from mstt.data.classes import DEFAULT_CLASSES
 from mstt.decode import roll_to_notes
 from mstt.errors import MsttError
-from mstt.evaluate.inference import DEFAULT_CHUNK_SECONDS, Estimates, infer
+from mstt.evaluate.inference import Estimates, infer
 from mstt.evaluate.scores import ScoreBook
 from mstt.features import STFT
 from mstt.plugins import get_registry
@@ -308,7 +308,7 @@ def run_evaluation(
     device: str | torch.device | None = None,
     progress: bool = True,
     checkpoint: str | Path | None = None,
-    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    chunk_seconds: float | None = None,
 ) -> EvaluationResult:
     """Evaluate ``model`` on ``dataset`` (items as :class:`mstt.data.base.Example`, with notes).
 
@@ -316,6 +316,7 @@ def run_evaluation(
     ``eval.report_examples`` of them, also spread, for the report.
     """
     device = torch.device(device) if device is not None else default_device()
+    chunk_seconds = chunk_seconds or float(config.eval.chunk_seconds)
     evaluator = _Evaluator(model, config, device, chunk_seconds)
     adapter_sources = getattr(getattr(dataset, "adapter", None), "sources", None)
     if adapter_sources is not None and list(adapter_sources) != evaluator.sources:
@@ -337,7 +338,7 @@ def run_evaluation(
         with torch.inference_mode(), tqdm(
             total=len(indices), unit="example", desc="eval", disable=not progress, dynamic_ncols=True
         ) as bar:
-            for items in _batches(loader, max(1, int(config.trainer.batch_size))):
+            for items in _batches(loader, int(config.eval.batch_size)):
                 keep = [indices[position + k] in report_at for k in range(len(items))]
                 evaluator.batch(items, keep, drums)
                 position += len(items)

@@ -4,7 +4,6 @@ splits, notes, aligned rolls, resampling, gains, pairing, bad input and ``mstt d
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/ is not a package
 
+from tests.data.conftest import frame_of
 from mstt import cli  # noqa: E402
 from mstt.data.audio import read_audio, resampled_length  # noqa: E402
 from mstt.data.guitarset import GuitarSetAdapter, GuitarSetOptions, read_jams_notes  # noqa: E402
@@ -32,16 +32,6 @@ SR, HOP = 16000, 256
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "cerberus_maps_guitarset.yaml"
 
 
-def frame_of(x: float) -> int:
-    """round(x) with halves up: mstt's frame rounding."""
-    return int(math.floor(x + 0.5))
-
-
-@pytest.fixture(autouse=True)
-def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh decoded-audio cache per test."""
-    monkeypatch.setenv("MSTT_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ the decoded cache and ``mstt data``."""
 
 from __future__ import annotations
 
-import math
 
 import json
 import sys
@@ -19,6 +18,7 @@ from scipy.signal import resample_poly
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/ is not a package
 
+from tests.data.conftest import frame_of
 from mstt.data import base  # noqa: E402
 from mstt.data.audio import read_audio, resample, resampled_length  # noqa: E402
 from mstt.data.slakh import SlakhAdapter, SlakhOptions, find_tracks  # noqa: E402
@@ -36,16 +36,6 @@ from tests.data.fixtures import (  # noqa: E402
 SR, HOP = 16000, 256
 
 
-def frame_of(x: float) -> int:
-    """round(x) with halves up: mstt's frame rounding (mstt.features.rolls)."""
-    return int(math.floor(x + 0.5))
-
-
-@pytest.fixture(autouse=True)
-def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh decoded-audio cache per test."""
-    monkeypatch.setenv("MSTT_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
 
 
 @pytest.fixture(scope="module")

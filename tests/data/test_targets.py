@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
 import torch
 
+from tests.data.conftest import frame_of
 from mstt.data.targets import N_KEYS, n_frames, rolls, stacked_rolls, window_notes
 
 SR, HOP = 16000, 256
 
-
-def frame_of(x: float) -> int:
-    """round(x) with halves up: mstt's frame rounding (mstt.features.rolls)."""
-    return int(math.floor(x + 0.5))
 
 
 def notes(*rows: tuple[float, float, int, int]) -> np.ndarray:

@@ -306,5 +306,5 @@ def validate_recipe(config: DictConfig, registry: Registry) -> None:
         raise RecipeError("eval: batch_size must be at least 1 and chunk_seconds positive")
     if config.trainer.max_steps < 1:
         raise RecipeError(f"trainer.max_steps: {config.trainer.max_steps}; train at least 1 step")
-    if config.trainer.max_minutes is not None and config.trainer.max_minutes <= 0:
-        raise RecipeError(f"trainer.max_minutes: {config.trainer.max_minutes}; give a positive budget or null")
+    if config.trainer.max_minutes is not None and config.trainer.max_minutes < 0:
+        raise RecipeError(f"trainer.max_minutes: {config.trainer.max_minutes} is negative; give a budget >= 0 or null")

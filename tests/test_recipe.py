@@ -115,7 +115,7 @@ def test_not_yaml_and_missing_file(tmp_path):
         ("model.heads.tr.loss=bce", "model.heads.tr.loss: unknown loss 'bce'"),
         ("data.sources=[]", "data.sources: name at least one source"),
         ("trainer.max_steps=0", "trainer.max_steps: 0; train at least 1 step"),
-        ("trainer.max_minutes=0", "trainer.max_minutes: 0.0; give a positive budget"),
+        ("trainer.max_minutes=-1", "trainer.max_minutes: -1.0 is negative"),
     ],
 )
 def test_component_options_are_validated_by_their_own_schema(override, message):

@@ -24,7 +24,8 @@ from typing import Any, Callable
 import yaml
 from omegaconf import OmegaConf
 
-from mstt.bench import BenchItem, _finished, _write_atomic, check_comparable, device_name
+from mstt.bench import BenchItem, _finished, check_comparable, device_name
+from mstt.fileio import write_text_atomic
 from mstt.errors import MsttError
 from mstt.recipe import load_recipe
 
@@ -144,7 +145,7 @@ def run_grid(runs: list[Run], out: Path, progress: bool = True) -> int:
                     print(f"ablation: {run.item.name} seed {run.seed} stopped (status {status}); "
                           f"{len(records)} finished runs kept in {out / 'ablation.json'}")
                     return status
-            _write_atomic(record_path, json.dumps(make_record(run), indent=2) + "\n")
+            write_text_atomic(record_path, json.dumps(make_record(run), indent=2) + "\n")
         records.append(json.loads(record_path.read_text()))
         write_outputs(out, records, runs)
     print(f"wrote {out / 'ablation.md'} and {out / 'ablation.json'}")
@@ -368,8 +369,8 @@ def write_outputs(out: Path, records: list[dict[str, Any]], runs: list[Run]) -> 
         "set1": {"columns": columns, "rows": set1} if 1 in grid else None,
         "sets": per_instrument_rows(records, grid), "claims": claims(records), "runs": records,
     }
-    _write_atomic(out / "ablation.json", json.dumps(payload, indent=2) + "\n")
-    _write_atomic(out / "ablation.md", markdown(records, runs))
+    write_text_atomic(out / "ablation.json", json.dumps(payload, indent=2) + "\n")
+    write_text_atomic(out / "ablation.md", markdown(records, runs))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import resource
 import time
@@ -33,6 +32,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from mstt.errors import MsttError
+from mstt.fileio import write_text_atomic
 from mstt.recipe import load_recipe
 
 RTF_SECONDS = 30.0  # length of the fixed mixture the real-time factor is measured on
@@ -314,16 +314,10 @@ def markdown(rows: list[dict[str, Any]], items: list[BenchItem]) -> str:
     return "\n".join(lines)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_tables(out: Path, rows: list[dict[str, Any]], items: list[BenchItem]) -> None:
     """Write OUT/bench.json and OUT/bench.md (atomically: an interrupt leaves the previous pair)."""
-    _write_atomic(out / "bench.json", json.dumps({"rows": rows}, indent=2, allow_nan=False) + "\n")
-    _write_atomic(out / "bench.md", markdown(rows, items))
+    write_text_atomic(out / "bench.json", json.dumps({"rows": rows}, indent=2, allow_nan=False) + "\n")
+    write_text_atomic(out / "bench.md", markdown(rows, items))
 
 
 # ------------------------------------------------------------------ the bench
@@ -369,7 +363,7 @@ def run_bench(items: list[BenchItem], out: Path, progress: bool = True) -> int:
                 return status
             peak = memory.megabytes()
         row = _clean(make_row(item, folder, peak, device))
-        _write_atomic(row_path, json.dumps(row, indent=2) + "\n")
+        write_text_atomic(row_path, json.dumps(row, indent=2) + "\n")
         rows.append(row)
         write_tables(out, rows, items)
     print(f"wrote {out / 'bench.md'} and {out / 'bench.json'}")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from mstt.evaluate.core import (
     run_evaluation,
 )
 from mstt.evaluate.inference import DEFAULT_CHUNK_SECONDS, Estimates, infer, model_outputs, stems_from_outputs
+from mstt.fileio import write_text_atomic
 
 __all__ = [
     "DEFAULT_CHUNK_SECONDS",
@@ -52,9 +52,4 @@ def _finite(value: Any) -> Any:
 
 def write_metrics(path: str | Path, metrics: dict[str, Any]) -> Path:
     """Write ``metrics`` as indented strict JSON, atomically (a temp file renamed over ``path``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_finite(metrics), indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(_finite(metrics), indent=2, allow_nan=False) + "\n")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from mstt.errors import MsttError
+from mstt.fileio import write_text_atomic  # noqa: F401  (re-exported for the loop)
 
 CHECKPOINT_FORMAT = "mstt-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
@@ -77,19 +78,6 @@ def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
             f"{path}: could not write the checkpoint ({reason}); the previous one is intact"
         ) from None
     _fsync_dir(path.parent)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace a small text file atomically (the resolved recipe beside the checkpoints)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise MsttError(f"{path}: could not write ({exc.strerror or exc})") from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

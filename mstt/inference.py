@@ -28,13 +28,17 @@ from tqdm.auto import tqdm
 
 from mstt.decode import notes_to_midi, roll_to_notes
 from mstt.errors import MsttError
-from mstt.evaluate.inference import model_outputs, stems_from_outputs
+from mstt.evaluate.inference import (
+    chunk_bounds,
+    is_frame_output,
+    model_outputs,
+    stems_from_outputs,
+)
 
 DEFAULT_CHUNK_SECONDS = 10.0
 DEFAULT_OVERLAP_SECONDS = 1.0
 BLOCK = 1 << 16  # samples per block when an in-memory waveform is streamed
 SILENT_PEAK = 1e-6  # -120 dBFS: a quieter recording counts as silent
-_NOT_FRAME_OUTPUTS = ("spec", "magnitude", "mask", "embedding", "stems")
 
 
 @dataclass
@@ -80,23 +84,6 @@ class StreamResampler:
         keep = max(self.start, upto - self.margin)
         self.buf, self.start, self.done = buf[..., keep - self.start :], keep, upto
         return y[..., i0:i1].astype(np.float32, copy=False)
-
-
-def chunk_bounds(samples: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
-    """``[start, end)`` of chunks ``chunk`` long starting every ``chunk - overlap``; a short tail joins the chunk before."""
-    bounds, start = [], 0
-    while True:
-        end = start + chunk
-        if end >= samples:
-            bounds.append((start, samples))
-            break
-        bounds.append((start, end))
-        start += chunk - overlap
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < chunk // 2:
-        # A tail much shorter than a chunk would be separated with little context.
-        bounds.pop()
-        bounds[-1] = (bounds[-1][0], samples)
-    return bounds
 
 
 def crossfade_weights(t: np.ndarray, k: int, bounds: list[tuple[int, int]]) -> np.ndarray:
@@ -273,8 +260,7 @@ class Separator:
                         sink(names, out)
                 f0 = a // hop
                 for name, value in outputs.items():
-                    # Frame-grid outputs (1, S, 88, frames): the roll and relatives such as "onset".
-                    if name in _NOT_FRAME_OUTPUTS or value.dim() != 4 or value.shape[2] != 88:
+                    if not is_frame_output(name, value):
                         continue
                     grid = frames.setdefault(name, np.zeros((value.shape[1], 88, n_frames), np.float32))
                     part = value[0, ..., : min(n_frames - f0, 1 + (b - a) // hop)].float().cpu().numpy()

@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from mstt.data.synth import synthesize
 from mstt.evaluate import infer, run_evaluation, write_metrics
-from mstt.evaluate.inference import _chunk_bounds
+from mstt.evaluate.inference import chunk_bounds
 from mstt.features import FrontEnd
 from mstt.plugins import get_registry
 from mstt.recipe import component_options, load_recipe
@@ -248,11 +248,11 @@ def test_chunked_inference_stitches_on_the_frame_grid():
 
 
 def test_chunk_bounds_join_a_short_tail():
-    assert _chunk_bounds(1000, 450) == [(0, 450), (450, 1000)]  # a 100-sample tail joins its neighbour
-    assert _chunk_bounds(1000, 400) == [(0, 400), (400, 800), (800, 1000)]  # half a chunk stays alone
-    assert _chunk_bounds(1000, 300) == [(0, 300), (300, 600), (600, 1000)]
-    assert _chunk_bounds(1100, 400) == [(0, 400), (400, 800), (800, 1100)]
-    assert _chunk_bounds(300, 400) == [(0, 300)]
+    assert chunk_bounds(1000, 450, 0) == [(0, 450), (450, 1000)]  # a 100-sample tail joins its neighbour
+    assert chunk_bounds(1000, 400, 0) == [(0, 400), (400, 800), (800, 1000)]  # half a chunk stays alone
+    assert chunk_bounds(1000, 300, 0) == [(0, 300), (300, 600), (600, 1000)]
+    assert chunk_bounds(1100, 400, 0) == [(0, 400), (400, 800), (800, 1100)]
+    assert chunk_bounds(300, 400, 0) == [(0, 300)]
 
 
 def test_sources_must_match_the_model(test_set):

@@ -81,15 +81,28 @@ def stems_from_outputs(
     return stems, masks
 
 
-def _chunk_bounds(samples: int, chunk: int) -> list[tuple[int, int]]:
-    """``[start, end)`` of consecutive chunks; a last piece shorter than half a chunk joins the one before."""
-    bounds = [(a, min(a + chunk, samples)) for a in range(0, samples, chunk)]
+def chunk_bounds(samples: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
+    """``[start, end)`` of chunks ``chunk`` long starting every ``chunk - overlap``; a short tail joins the chunk before."""
+    bounds, start = [], 0
+    while True:
+        end = start + chunk
+        if end >= samples:
+            bounds.append((start, samples))
+            break
+        bounds.append((start, end))
+        start += chunk - overlap
     if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < chunk // 2:
-        # A tiny tail would be transcribed and separated with almost no context.
-        tail = bounds.pop()
-        bounds[-1] = (bounds[-1][0], tail[1])
+        # A tail much shorter than a chunk would be separated with little context.
+        bounds.pop()
+        bounds[-1] = (bounds[-1][0], samples)
     return bounds
 
+
+
+
+def is_frame_output(name: str, value: torch.Tensor) -> bool:
+    """Whether an output is on the roll's grid ``(batch, sources, 88, frames)``: the roll and relatives ("onset")."""
+    return name not in ("spec", "magnitude", "mask", "embedding", "stems") and value.dim() == 4 and value.shape[2] == 88
 
 def infer(
     model: nn.Module,
@@ -109,7 +122,7 @@ def infer(
     """
     samples = mixture.shape[-1]
     chunk = max(hop_length, chunk_samples // hop_length * hop_length)
-    bounds = _chunk_bounds(samples, chunk)
+    bounds = chunk_bounds(samples, chunk, 0)
     stems, masks, mags = [], [], []
     frames: dict[str, list[torch.Tensor]] = {}
     kept = 0
@@ -123,8 +136,7 @@ def infer(
             stems.append(piece_stems)
         n = None if last else (b - a) // hop_length
         for name, value in outputs.items():
-            # Frame-grid outputs of shape (batch, sources, 88, frames): the roll and its relatives.
-            if name not in ("spec", "magnitude", "mask", "embedding", "stems") and value.dim() == 4 and value.shape[2] == 88:
+            if is_frame_output(name, value):
                 frames.setdefault(name, []).append(value[..., :n].float())
         if kept < keep_frames:
             take = min(keep_frames - kept, (b - a) // hop_length + (1 if last else 0))

@@ -24,7 +24,7 @@ from typing import Any, Callable
 import yaml
 from omegaconf import OmegaConf
 
-from mstt.bench import BenchItem, _finished, check_comparable, device_name
+from mstt.bench import BenchItem, check_comparable, device_name, finished_run
 from mstt.fileio import write_text_atomic
 from mstt.errors import MsttError
 from mstt.recipe import load_recipe
@@ -135,10 +135,10 @@ def run_grid(runs: list[Run], out: Path, progress: bool = True) -> int:
     records: list[dict[str, Any]] = []
     for run in runs:
         record_path = run.folder / RECORD
-        if _finished(run.item, run.folder) and record_path.is_file():
+        if finished_run(run.item, run.folder) and record_path.is_file():
             print(f"ablation: {run.item.name} seed {run.seed}: finished in {run.folder}; re-read")
         else:
-            if not _finished(run.item, run.folder):
+            if not finished_run(run.item, run.folder):
                 print(f"ablation: {run.item.name} seed {run.seed}: training in {run.folder}")
                 status = run_experiment(run.item.config, run.folder, progress=progress)
                 if status != 0:

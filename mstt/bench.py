@@ -239,7 +239,7 @@ def make_row(item: BenchItem, out: Path, peak_mb: float | None, device: torch.de
     }
 
 
-def _finished(item: BenchItem, out: Path) -> bool:
+def finished_run(item: BenchItem, out: Path) -> bool:
     """True when ``out`` holds an evaluated run of exactly this resolved recipe."""
     if not (out / "metrics.json").is_file() or not (out / "recipe.yaml").is_file():
         return False
@@ -348,13 +348,13 @@ def run_bench(items: list[BenchItem], out: Path, progress: bool = True) -> int:
     for item in items:
         folder = out / item.name
         row_path = folder / ROW_FILE
-        if _finished(item, folder) and row_path.is_file():
+        if finished_run(item, folder) and row_path.is_file():
             print(f"bench: {item.name}: finished in {folder}; re-read")
             rows.append(json.loads(row_path.read_text()))
             write_tables(out, rows, items)
             continue
         peak = None
-        if not _finished(item, folder):
+        if not finished_run(item, folder):
             print(f"bench: {item.name}: training in {folder}")
             with PeakMemory(device) as memory:
                 status = run_experiment(item.config, folder, progress=progress)

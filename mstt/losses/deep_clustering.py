@@ -64,10 +64,15 @@ class DeepClusteringLoss:
         """Scalar loss."""
         batch, n_freq, frames, dim = embedding.shape
         n_sources = targets.source_spec.shape[1]
-        assignment = F.one_hot(targets.dominant_source(), n_sources).to(embedding.dtype)
+        dominant = targets.dominant_source()  # (batch, freq, frames)
         weights = bin_weights(targets.mixture_mag, self.options.weighting, self.options.silence_db)
+        # The loss sums over bins, so their order is free: follow the embedding's memory layout
+        # (the dc head's is frame-major) and permute the small tensors rather than copy it.
+        if embedding.transpose(1, 2).is_contiguous():
+            embedding, dominant, weights = embedding.transpose(1, 2), dominant.transpose(1, 2), weights.transpose(1, 2)
+        assignment = F.one_hot(dominant.reshape(batch, -1), n_sources).to(embedding.dtype)
         return deep_clustering_loss(
             embedding.reshape(batch, n_freq * frames, dim),
-            assignment.reshape(batch, n_freq * frames, n_sources),
+            assignment,
             weights.reshape(batch, n_freq * frames).to(embedding.dtype),
         )

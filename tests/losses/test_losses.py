@@ -103,6 +103,23 @@ def test_dc_loss_object_on_oracle_assignment_is_zero():
     assert DeepClusteringLoss(DeepClusteringLossOptions())(oracle, t) < 1e-6
 
 
+def test_dc_loss_is_the_same_for_either_embedding_layout():
+    t = _targets()
+    batch, n_freq, frames = t.mixture_spec.shape
+    v = F.normalize(torch.randn(batch, frames, n_freq, 4, generator=torch.Generator().manual_seed(1)), dim=-1)
+    frame_major = v.transpose(1, 2)  # (B, F, T, D) view of frame-major memory, as the dc head returns
+    loss = DeepClusteringLoss(DeepClusteringLossOptions())
+    torch.testing.assert_close(loss(frame_major, t), loss(frame_major.contiguous(), t))
+
+
+def test_dominant_source_is_the_loudest_source_per_bin():
+    t = _targets(sources=3)
+    mags = t.source_mag
+    dominant = t.dominant_source()
+    assert dominant.shape == mags[:, 0].shape
+    torch.testing.assert_close(mags.gather(1, dominant.unsqueeze(1)).squeeze(1), mags.amax(1))
+
+
 @pytest.mark.parametrize("norm", ["l1", "l2"])
 def test_mask_inference_is_zero_for_oracle_masks(norm):
     t = _targets(sources=3)

@@ -20,6 +20,7 @@ from mstt.nn.heads import (
     MaskInferenceOptions,
     PianoRollHead,
     PianoRollOptions,
+    tanh_unit_norm,
 )
 
 BATCH, FRAMES, N_FREQ, SOURCES = 2, 13, 33, 3
@@ -51,6 +52,20 @@ def test_deep_clustering_head_gives_unit_norm_embeddings():
     v = head(torch.randn(BATCH, FRAMES, 10))
     assert v.shape == (BATCH, N_FREQ, FRAMES, 20)
     torch.testing.assert_close(v.norm(dim=-1), torch.ones(BATCH, N_FREQ, FRAMES))
+
+
+def test_fused_tanh_unit_norm_matches_autograd_values_and_gradients():
+    z = torch.randn(3, 4, 5, 6, dtype=torch.float64)
+    z[0, 0, 0] = 0.0  # an all-zero embedding: the norm is clamped, as in F.normalize
+    z.requires_grad_(True)
+    reference = torch.nn.functional.normalize(torch.tanh(z), dim=-1)
+    fused = tanh_unit_norm(z)
+    torch.testing.assert_close(fused, reference)
+    grad = torch.randn_like(reference)
+    (expected,) = torch.autograd.grad(reference, z, grad)
+    (got,) = torch.autograd.grad(fused, z, grad)
+    torch.testing.assert_close(got, expected)
+    assert torch.autograd.gradcheck(tanh_unit_norm, (torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True),))
 
 
 def test_softmax_masks_sum_to_one_and_sigmoid_masks_are_bounded():

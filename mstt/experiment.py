@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
@@ -33,17 +33,22 @@ VALIDATION_WINDOWS = 64  # validation examples at most: a stable mean loss witho
 INTERRUPTED = 130  # the shell's exit status for SIGINT
 
 
-def build_adapter(config: DictConfig, kind: str | None = None, root: str | None = None) -> DatasetAdapter:
+def build_adapter(
+    config: DictConfig, kind: str | None = None, root: str | None = None, overrides: dict[str, Any] | None = None
+) -> DatasetAdapter:
     """The recipe's dataset adapter (or ``kind`` at ``root``), its options validated by its schema.
 
-    Another kind than the recipe's gets its default options, since the recipe's belong to its own kind.
+    Another kind than the recipe's starts from its default options, since the recipe's belong to
+    its own kind; ``overrides`` (e.g. from ``mstt eval --data-option``) are merged on top.
     """
     data = config.data
     kind = kind or data.kind
     if root is None and kind == data.kind:
         root = data.root
     component = get_registry().get("datasets", kind, where="data.kind")
-    options = component_options(component.options, data.options if kind == data.kind else {}, "data.options")
+    base = OmegaConf.create(OmegaConf.to_container(data.options, resolve=True) if kind == data.kind else {})
+    given = OmegaConf.merge(base, overrides or {})
+    options = component_options(component.options, given, "data.options")
     return component.factory(root, list(data.sources), int(data.sample_rate), options)
 
 

@@ -18,6 +18,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="KIND:PATH",
         help="dataset adapter and folder, e.g. slakh:/data/slakh2100 (default: the checkpoint recipe's data)",
     )
+    p.add_argument(
+        "--data-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a dataset adapter option, repeatable, e.g. require_all_sources=false (see `mstt plugins`)",
+    )
     p.add_argument("--split", default="test", help="train, validation or test (default test)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default <run folder>/eval-<kind>-<split>)")
     p.add_argument("--max-examples", type=int, default=None, metavar="N", help="evaluate at most N windows, spread over the split")
@@ -34,6 +41,17 @@ def parse_data(text: str | None, recipe_kind: str, recipe_root: str | None) -> t
     if not kind:
         raise MsttError(f"--data {text}: write KIND:PATH, e.g. slakh:/data/slakh2100 or synth:")
     return kind, (root or None) if sep else None
+
+
+def parse_data_options(items: list[str]) -> dict:
+    """``["key=value", ...]`` -> a nested dict (values parsed as YAML, dotted keys nest)."""
+    from omegaconf import OmegaConf
+
+    for item in items:
+        key, sep, _ = item.partition("=")
+        if not sep or not key.strip():
+            raise MsttError(f"--data-option {item}: write KEY=VALUE, e.g. --data-option require_all_sources=false")
+    return OmegaConf.to_container(OmegaConf.from_dotlist(items)) if items else {}
 
 
 def run_folder(checkpoint: Path) -> Path:
@@ -64,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     del checkpoint
     device = resolve_device(args.device)
     kind, root = parse_data(args.data, config.data.kind, config.data.root)
-    adapter = build_adapter(config, kind, root)
+    adapter = build_adapter(config, kind, root, parse_data_options(args.data_option))
     run_dir = run_folder(args.checkpoint)
     out = args.out or run_dir / f"eval-{kind}-{args.split}"
     logs = {"train": run_dir / "logs" / "train.csv", "validation": run_dir / "logs" / "validation.csv"}

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import mir_eval
 import numpy as np
-import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -7,7 +7,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from mstt import hookimpl
 from mstt.features.rolls import N_KEYS

@@ -260,7 +260,8 @@ def train(
                 if state.step >= t.max_steps:
                     stopped = "max_steps"
                     break
-                over_time = t.max_minutes is not None and elapsed() >= t.max_minutes * 60
+                seconds = elapsed()
+                over_time = t.max_minutes is not None and seconds >= t.max_minutes * 60
                 if over_time and not ctx.enabled:
                     stopped = "max_minutes"
                     break
@@ -270,13 +271,15 @@ def train(
                 vec = torch.stack([total.detach()] + [per_head[h].detach() for h in heads]).float()
                 if ctx.enabled:
                     # One small all-reduce a step: every rank logs the global mean, and every rank
-                    # sees a NaN or the time budget at the same step, so none is left waiting.
-                    flag = torch.tensor([float(over_time)], device=vec.device)
-                    vec = D.all_reduce_sum(torch.cat([vec / ctx.world_size, flag]), ctx)
-                    if vec[-1].item() > 0:
+                    # sees a NaN or the time budget at the same step, so none is left waiting;
+                    # the mean clock keeps a time-based schedule identical on every rank.
+                    extra = torch.tensor([float(over_time), seconds / ctx.world_size], device=vec.device)
+                    vec = D.all_reduce_sum(torch.cat([vec / ctx.world_size, extra]), ctx)
+                    if vec[-2].item() > 0:
                         stopped = "max_minutes"
                         break
-                    vec = vec[:-1]
+                    seconds = vec[-1].item()
+                    vec = vec[:-2]
                 values = vec.tolist()
                 bad = _non_finite(values, heads)
                 if bad is not None:
@@ -289,7 +292,7 @@ def train(
                 if config.optim.grad_clip > 0:
                     nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
                 optimizer.step()
-                schedule.after_step()
+                schedule.after_step(seconds)
                 state.step += 1
                 position[:] = [stream.epoch, stream.epoch_batches]
 

@@ -6,7 +6,9 @@ Schedules and their ``optim.schedule_options`` (anything else is an error):
 - ``plateau``: multiply by ``factor`` after ``patience`` validations without improvement of
   ``trainer.monitor`` (direction ``trainer.monitor_mode``); ``threshold``, ``min_lr``.
 - ``cosine``: linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr`` at
-  ``trainer.max_steps``.
+  ``trainer.max_steps``, or at ``trainer.max_minutes`` of training when that comes first (the
+  progress is the larger of the step and the time fractions), so a run on a wall-clock budget
+  (the demo, ``mstt bench``) still ends its schedule.
 - ``step``: multiply by ``gamma`` every ``step_size`` steps (default: a third of max_steps).
 """
 
@@ -37,7 +39,7 @@ class PlateauOptions:
 
 @dataclass
 class CosineOptions:
-    """Warm-up then cosine decay over trainer.max_steps."""
+    """Warm-up then cosine decay over trainer.max_steps or trainer.max_minutes, whichever ends first."""
 
     warmup_steps: int = 0
     min_lr: float = 0.0
@@ -91,6 +93,9 @@ class Schedule:
         self.name = name
         self.options = component_options(SCHEDULES[name], config.optim.schedule_options, "optim.schedule_options")
         max_steps = int(config.trainer.max_steps)
+        minutes = config.trainer.max_minutes
+        self.budget_seconds = float(minutes) * 60 if minutes else None
+        self.time_progress = 0.0  # training seconds / budget, set by after_step
         self.scheduler: Any = None
         if name == "plateau":
             p: PlateauOptions = self.options
@@ -114,7 +119,7 @@ class Schedule:
                 if step < c.warmup_steps:
                     return (step + 1) / c.warmup_steps
                 span = max(1, max_steps - c.warmup_steps)
-                progress = min(1.0, (step - c.warmup_steps) / span)
+                progress = min(1.0, max((step - c.warmup_steps) / span, self.time_progress))
                 return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
@@ -125,8 +130,10 @@ class Schedule:
             _check(s.gamma > 0, "gamma", s.gamma, "positive, e.g. 0.1")
             self.scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=size, gamma=s.gamma)
 
-    def after_step(self) -> None:
-        """Advance per-step schedules."""
+    def after_step(self, seconds: float = 0.0) -> None:
+        """Advance per-step schedules; ``seconds`` of training so far (the same on every rank)."""
+        if self.budget_seconds:
+            self.time_progress = min(1.0, seconds / self.budget_seconds)
         if self.name in ("cosine", "step"):
             self.scheduler.step()
 

@@ -349,3 +349,19 @@ def test_datasets_with_set_epoch_draw_new_crops_each_epoch(tmp_path):
         stream = TrainStream(EpochEcho(), config, DistContext(), torch.device("cpu"))
         epochs = [next(stream)["epoch"][0].item() for _ in range(6)]
         assert epochs == [0, 0, 1, 1, 2, 2], (workers, epochs)
+
+
+def test_cosine_ends_at_the_time_budget_when_it_comes_before_max_steps():
+    from mstt.train.optim import Schedule
+
+    config = tiny_config("optim.schedule=cosine", "optim.lr=0.01", "trainer.max_steps=1000", "trainer.max_minutes=1.0")
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=0.01)
+    schedule = Schedule(config, optimizer)
+    schedule.after_step(30.0)  # step 1 of 1000, but half the minute gone: half-way down the cosine
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.005)
+    schedule.after_step(60.0)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    untimed = Schedule(tiny_config("optim.schedule=cosine", "optim.lr=0.01", "trainer.max_steps=4"), optimizer)
+    untimed.after_step(3600.0)  # no max_minutes: only steps count
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.005 * (1 + math.cos(math.pi / 4)))

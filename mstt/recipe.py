@@ -109,6 +109,7 @@ class TrainerConfig:
     num_workers: int = 2
     seed: int = 0
     log_every: int = 50
+    save_every_minutes: float = 5.0  # also write last.pt this often between validations; 0: only at validations
 
 
 @dataclass

@@ -34,6 +34,7 @@ RESUME_IGNORED = (
     "trainer.num_workers",
     "trainer.compile",
     "trainer.log_every",
+    "trainer.save_every_minutes",
     "eval.",
 )
 

@@ -191,6 +191,7 @@ def train(
         bar = Progress(int(t.max_steps), state.step, enabled=progress and ctx.is_main)
         t0 = time.monotonic()
         saved_step = [resume_step]  # step of the checkpoint on disk, for the divergence message
+        saved_at = [time.monotonic()]  # when last.pt was last written, for save_every_minutes
         # Data position after the last completed step: a Ctrl-C inside next(stream) must not
         # make the resumed run skip the batch it was fetching.
         position = [stream.epoch, stream.epoch_batches]
@@ -226,6 +227,7 @@ def train(
                 save_checkpoint(payload, best_path)
             save_checkpoint(payload, last_path)
             saved_step[0] = state.step
+            saved_at[0] = time.monotonic()
 
         def validate() -> bool:
             """Validate, log, step the plateau schedule, save; True when patience ran out."""
@@ -309,6 +311,13 @@ def train(
                     if validate():
                         stopped = "early_stopping"
                         break
+                elif (
+                    t.save_every_minutes > 0
+                    and state.step < t.max_steps  # the end of training saves anyway
+                    and time.monotonic() - saved_at[0] >= t.save_every_minutes * 60
+                ):
+                    # A SIGKILL between validations loses at most this much training.
+                    save(finished=False, improved=False)
             state.stopped = stopped
             if validated_at != state.step:
                 validated_at = state.step

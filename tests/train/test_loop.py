@@ -365,3 +365,24 @@ def test_cosine_ends_at_the_time_budget_when_it_comes_before_max_steps():
     untimed = Schedule(tiny_config("optim.schedule=cosine", "optim.lr=0.01", "trainer.max_steps=4"), optimizer)
     untimed.after_step(3600.0)  # no max_minutes: only steps count
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.005 * (1 + math.cos(math.pi / 4)))
+
+
+def test_last_checkpoint_is_also_written_between_validations(tmp_path, monkeypatch):
+    import mstt.train.loop as loop
+
+    written = []
+    real = loop.save_checkpoint
+
+    def spy(payload, path):
+        written.append((Path(path).name, payload["step"]))
+        real(payload, path)
+
+    monkeypatch.setattr(loop, "save_checkpoint", spy)
+    config = tiny_config("trainer.max_steps=4", "trainer.validate_every=100", "trainer.save_every_minutes=1e-9")
+    run(config, tmp_path)
+    # Every step is past the (tiny) interval: last.pt at steps 1-3, then the end of training at 4.
+    steps = [step for name, step in written if name == "last.pt"]
+    assert steps[:3] == [1, 2, 3] and set(steps[3:]) == {4}
+    written.clear()
+    run(tiny_config("trainer.max_steps=4", "trainer.validate_every=100", "trainer.save_every_minutes=0"), tmp_path / "b")
+    assert {step for name, step in written if name == "last.pt"} == {4}

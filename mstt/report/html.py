@@ -94,21 +94,17 @@ def write_html_report(
         page.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     if metrics:
         page += ["<h2>Metrics</h2>", *metrics_html(metrics)]
-    if audio:
-        page.append("<h2>Audio</h2>")
-        for name, path in audio.items():
-            # preload=metadata: the page opens fast, and the player still shows the duration.
-            page.append(
-                f'<figure><figcaption>{html.escape(name)}</figcaption>'
-                f'<audio controls preload="metadata" src="{_inside(folder, Path(path))}"></audio></figure>'
-            )
-    if images:
-        page.append("<h2>Figures</h2>")
-        for name, path in images.items():
-            page.append(
-                f'<figure><figcaption>{html.escape(name)}</figcaption>'
-                f'<img src="{_inside(folder, Path(path))}" alt="{html.escape(name)}"></figure>'
-            )
+    # preload=metadata: the page opens fast, and the player still shows the duration.
+    sections = (
+        ("Audio", audio, lambda src, name: f'<audio controls preload="metadata" src="{src}"></audio>'),
+        ("Figures", images, lambda src, name: f'<img src="{src}" alt="{name}">'),
+    )
+    for heading, files, element in sections:
+        if files:
+            page.append(f"<h2>{heading}</h2>")
+            for name, path in files.items():
+                label = html.escape(name)
+                page.append(f"<figure><figcaption>{label}</figcaption>{element(_inside(folder, Path(path)), label)}</figure>")
     # An empty data: icon stops the browser from asking the server for /favicon.ico.
     head = (f"<meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
             f"<link rel='icon' href='data:,'><title>{html.escape(title)}</title><style>{_STYLE}</style>")

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
-from mstt.data.augment import GainAugmented
+from mstt.data.augment import RemixAugmented
 from mstt.data.base import DatasetAdapter
 from mstt.errors import MsttError
 from mstt.evaluate import run_evaluation, write_metrics
@@ -58,8 +58,9 @@ def training_sets(config: DictConfig, adapter: DatasetAdapter) -> tuple[Dataset,
     hop = int(config.features.hop_length)
     crop = float(config.data.crop_seconds)
     train_set: Dataset = adapter.training_dataset("train", crop, hop, int(config.trainer.seed))
-    if config.data.gain_augment_db > 0:
-        train_set = GainAugmented(train_set, float(config.data.gain_augment_db), int(config.trainer.seed))
+    if config.data.gain_augment_db > 0 or config.data.eq_augment_db > 0:
+        train_set = RemixAugmented(train_set, float(config.data.gain_augment_db), int(config.trainer.seed),
+                                   eq_db=float(config.data.eq_augment_db))
     windows = adapter.evaluation_dataset("validation", hop, crop)
     # Spread over the split, so that a cap still sees every part of it (not only its first tracks).
     val_set = Subset(windows, spread_indices(len(windows), VALIDATION_WINDOWS))

@@ -29,6 +29,7 @@ class DataConfig:
     eval_segment_seconds: Optional[float] = None  # None: whole tracks at evaluation
     options: Dict[str, Any] = field(default_factory=dict)  # the adapter's own options
     gain_augment_db: float = 0.0  # training crops: each source at a random gain within ±N dB, mixture re-summed; 0: off
+    eq_augment_db: float = 0.0  # training crops: each source through a random smooth EQ within ±N dB; 0: off
 
 
 @dataclass
@@ -276,8 +277,9 @@ def validate_recipe(config: DictConfig, registry: Registry) -> None:
         raise RecipeError("data.sample_rate: must be positive, e.g. 16000")
     if config.data.crop_seconds <= 0:
         raise RecipeError("data.crop_seconds: must be positive, e.g. 2.0")
-    if config.data.gain_augment_db < 0:
-        raise RecipeError(f"data.gain_augment_db: {config.data.gain_augment_db} is negative; use 0 (off) or e.g. 6")
+    for key in ("gain_augment_db", "eq_augment_db"):
+        if config.data[key] < 0:
+            raise RecipeError(f"data.{key}: {config.data[key]} is negative; use 0 (off) or e.g. 6")
     if config.features.hop_length <= 0 or config.features.n_fft < config.features.hop_length:
         raise RecipeError("features: need 0 < hop_length <= n_fft, e.g. n_fft=1024 hop_length=256")
     dataset = registry.get("datasets", config.data.kind, where="data.kind")

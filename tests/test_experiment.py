@@ -158,16 +158,16 @@ def test_eval_bad_data_option_is_a_one_line_error(tiny_run, tmp_path, capsys, op
     assert len(err.splitlines()) == 1 and named in err
 
 
-def test_gain_augmentation_wraps_the_training_crops(tiny_run, monkeypatch):
-    from mstt.data.augment import GainAugmented
+def test_gain_and_eq_augmentation_wrap_the_training_crops(tiny_run, monkeypatch):
+    from mstt.data.augment import RemixAugmented
     from mstt.experiment import build_adapter, training_sets
     from mstt.recipe import load_recipe
 
     monkeypatch.setenv("MSTT_CACHE", str(tiny_run[0].parent / "cache"))  # the set tiny_run rendered
-    config = load_recipe([RECIPES / "cerberus_set1.yaml"], [*TINY, "data.gain_augment_db=6"])
+    config = load_recipe([RECIPES / "cerberus_set1.yaml"], [*TINY, "data.gain_augment_db=6", "data.eq_augment_db=9"])
     train_set, _ = training_sets(config, build_adapter(config))
-    assert isinstance(train_set, GainAugmented) and train_set.max_db == 6.0
+    assert isinstance(train_set, RemixAugmented) and (train_set.gain_db, train_set.eq_db) == (6.0, 9.0)
     item = train_set[0]
     torch.testing.assert_close(item["mixture"], item["sources"].sum(0))
     plain, _ = training_sets(load_recipe([RECIPES / "cerberus_set1.yaml"], TINY), build_adapter(config))
-    assert not isinstance(plain, GainAugmented)
+    assert not isinstance(plain, RemixAugmented)

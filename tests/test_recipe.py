@@ -117,6 +117,7 @@ def test_not_yaml_and_missing_file(tmp_path):
         ("trainer.max_steps=0", "trainer.max_steps: 0; train at least 1 step"),
         ("trainer.max_minutes=-1", "trainer.max_minutes: -1.0 is negative"),
         ("data.gain_augment_db=-3", "data.gain_augment_db: -3.0 is negative"),
+        ("data.eq_augment_db=-1", "data.eq_augment_db: -1.0 is negative"),
     ],
 )
 def test_component_options_are_validated_by_their_own_schema(override, message):

@@ -23,6 +23,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=float, default=30.0, help="length of every track (default 30)")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same set (default 0)")
     p.add_argument("--soundfont", default=None, help="a .sf2 file (default: pretty_midi's TimGM6mb.sf2)")
+    p.add_argument("--extra-instruments", type=int, default=0, metavar="N",
+                   help="add 0..N extra stems to each track, each a random GM program: a second guitar, piano "
+                        "or string part, or an instrument of no class (organ, brass, reeds, synths) (default 0)")
     p.add_argument("--sample-rate", type=int, default=16000, help="Hz (default 16000)")
     p.add_argument("--jobs", type=int, default=None, help=f"worker processes (default: cores, {os.cpu_count()})")
     p.add_argument("--splits", default="0.8,0.1,0.1", help="train,validation,test fractions (default 0.8,0.1,0.1)")
@@ -34,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     """Generate the set and print a one-line summary."""
     summary = synthesize(args.out, args.sources, args.tracks, seconds=args.seconds, seed=args.seed,
                          sample_rate=args.sample_rate, soundfont=args.soundfont, jobs=args.jobs,
-                         splits=args.splits, progress=not args.no_progress)
+                         splits=args.splits, progress=not args.no_progress,
+                         extra_instruments=args.extra_instruments)
     print(summary.line())
     return 0

@@ -25,12 +25,15 @@ from mstt.errors import DataError
 SPLITS = ("train", "validation", "test")
 SILENT_CROP_RETRIES = 10
 MIN_TAIL_SECONDS = 1.0  # an evaluation track's last, shorter window is kept when this long
+# Key in Track.stems of audio that sounds in the mixture but belongs to no source (a song's organ
+# or sax when the recipe separates piano and guitar): the model hears it and must leave it out.
+ACCOMPANIMENT = "_accompaniment"
 
 
 class Example(TypedDict, total=False):
     """One dataset item; ``notes`` only in evaluation items."""
 
-    mixture: torch.Tensor  # float32 (samples,): the sum of ``sources``
+    mixture: torch.Tensor  # float32 (samples,): the sum of ``sources`` plus any accompaniment
     sources: torch.Tensor  # float32 (n_sources, samples), in the adapter's source order
     roll: torch.Tensor  # float32 (n_sources, 88, frames), frames = 1 + samples // hop
     onset: torch.Tensor  # float32 (n_sources, 88, frames)
@@ -48,7 +51,7 @@ class Track:
     path: Path
     samples: int  # length at the adapter's sample rate
     sample_rate: int
-    stems: dict[str, tuple[Path, ...]]  # source -> audio files summed into it; () is silent
+    stems: dict[str, tuple[Path, ...]]  # source (or ACCOMPANIMENT) -> audio files summed into it; () is silent
     notes: dict[str, np.ndarray]  # source -> float64 (n, 4), seconds from the track start
 
     @property
@@ -165,7 +168,7 @@ class DatasetAdapter:
         good = []
         for track in self.tracks(split):
             try:
-                for source in self.sources:
+                for source in [*self.sources, ACCOMPANIMENT]:
                     self.source_audio(track, source)
             except AudioError as exc:
                 self._drop(track, exc)
@@ -215,12 +218,17 @@ class DatasetAdapter:
             if audio is not None:
                 seg = audio.read(start, samples)
                 sources[i, : len(seg)] = seg
+        mixture = sources.sum(axis=0)
+        accompaniment = self.source_audio(track, ACCOMPANIMENT)
+        if accompaniment is not None:
+            seg = accompaniment.read(start, samples)
+            mixture[: len(seg)] += seg
         notes = [track.notes.get(s, np.zeros((0, 4))) for s in self.sources]
         roll, onset = stacked_rolls(
             notes, start / self.sample_rate, samples, self.sample_rate, hop_length, self.min_velocity
         )
         return {
-            "mixture": torch.from_numpy(sources.sum(axis=0)),
+            "mixture": torch.from_numpy(mixture),
             "sources": torch.from_numpy(sources),
             "roll": torch.from_numpy(roll),
             "onset": torch.from_numpy(onset),

@@ -19,7 +19,9 @@ Asking for ``split_layout="orig"`` on a split2 or redux copy reassigns every tra
 ones included, to its original split by id: the splits the Cerberus paper used.
 
 The mixture file (``mix.flac``/``mix.wav``) is not read: each example's mixture is the sum of
-the recipe's sources, so that a piano+guitar recipe hears only piano and guitar.
+the recipe's sources, so that a piano+guitar recipe hears only piano and guitar. With the option
+``mix_other_stems`` every other rendered stem is added as accompaniment (Track.stems[ACCOMPANIMENT]),
+which makes the mixture the published one and teaches a model to leave other instruments out.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import numpy as np
 import yaml
 
 from mstt.data.audio import AudioError, probe, resampled_length
-from mstt.data.base import SPLITS, DatasetAdapter, Track
+from mstt.data.base import ACCOMPANIMENT, SPLITS, DatasetAdapter, Track
 from mstt.data.classes import DEFAULT_CLASSES, SourceClass, class_of
 from mstt.data.targets import sort_notes
 from mstt.errors import DataError
@@ -58,6 +60,9 @@ class SlakhOptions:
     silence_threshold: float = 1e-3  # peak below which a source counts as silent in a crop
     class_programs: dict[str, list[int]] = field(default_factory=dict)  # class -> GM programs
     length_tolerance_seconds: float = 1.0  # stems shorter than the longest by more: skip track
+    # False (the paper): a mixture is the sum of the recipe's sources. True: every other rendered
+    # stem (other classes, organ, brass, synths) sounds in it too, as in mix.flac, and no source owns it.
+    mix_other_stems: bool = False
     min_velocity: int = 30  # notes below it are left out of the roll targets
     verify_audio: bool = True  # decode each stem's last block at build time (finds truncation)
     cache_dir: Optional[str] = None  # decoded-audio cache; None: $MSTT_CACHE or ~/.cache/mstt
@@ -223,6 +228,7 @@ class SlakhAdapter(DatasetAdapter):
         audio_dir = path / str(meta.get("audio_dir") or "stems")
         midi_dir = path / str(meta.get("midi_dir") or "MIDI")
         stems: dict[str, list[tuple[Path, Path]]] = {s: [] for s in self.sources}
+        others: list[Path] = []
         for stem_id, stem in sorted(meta["stems"].items()):
             if not (stem["audio_rendered"] and stem["midi_saved"]):
                 continue  # its audio is not in our mixtures either, so dropping it is consistent
@@ -231,11 +237,14 @@ class SlakhAdapter(DatasetAdapter):
             except (TypeError, ValueError) as exc:
                 raise _Skip("bad metadata.yaml", f"stem {stem_id} program_num {stem['program_num']!r}") from exc
             cls = class_of(program, bool(stem["is_drum"]), self.classes)
-            if cls not in stems:
+            if cls not in stems and not self.options.mix_other_stems:
                 continue
             audio = next((audio_dir / f"{stem_id}{s}" for s in AUDIO_SUFFIXES if (audio_dir / f"{stem_id}{s}").exists()), None)
             if audio is None:
                 raise _Skip("missing stem audio", f"{audio_dir.name}/{stem_id}.flac or .wav")
+            if cls not in stems:
+                others.append(audio)  # no notes needed: nothing is transcribed from it
+                continue
             midi = midi_dir / f"{stem_id}.mid"
             if not midi.exists():
                 raise _Skip("missing stem MIDI", f"{midi_dir.name}/{stem_id}.mid")
@@ -251,6 +260,8 @@ class SlakhAdapter(DatasetAdapter):
         if not any(stems.values()):
             raise _Skip("holds none of the sources", ", ".join(self.sources))
         files = {s: tuple(a for a, _ in pairs) for s, pairs in stems.items()}
+        if others:
+            files[ACCOMPANIMENT] = tuple(others)
         samples = self._length(path, files)
         return Track(path.name, split, path, samples, self.sample_rate, files, notes)
 

@@ -22,6 +22,10 @@ class SynthDataOptions:
     render_sources: list[str] = field(
         default_factory=lambda: ["piano", "guitar", "bass", "drums", "strings"]
     )  # every set is cut from one rendering of all five classes, as Slakh sets are
+    # 0..N extra stems per track: a second part of a class (summed into it) or an instrument of no
+    # class (organ, brass, reeds, synths), heard in the mixtures only with mix_other_stems.
+    extra_instruments: int = 0
+    mix_other_stems: bool = False
     splits: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     jobs: Optional[int] = None  # rendering processes; None: all cores
     drop_silent_crops: bool = True
@@ -47,6 +51,7 @@ class SyntheticAdapter(SlakhAdapter):
                 jobs=options.jobs,
                 splits=tuple(options.splits),
                 progress=True,
+                extra_instruments=options.extra_instruments,
             )
         slakh_names = {f.name for f in fields(SlakhOptions)}
         slakh = SlakhOptions(**{f.name: getattr(options, f.name) for f in fields(options) if f.name in slakh_names})

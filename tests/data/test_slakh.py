@@ -101,6 +101,22 @@ def test_set1_mixture_is_piano_plus_guitar_only_resampled(slakh: Path) -> None:
     assert len(item["notes"][1]) == len(midi.instruments[0].notes)  # S02's notes are not guitar's
 
 
+def test_mix_other_stems_puts_every_other_rendered_stem_in_the_mixture_only(slakh: Path) -> None:
+    adapter = SlakhAdapter(slakh, ["piano", "guitar"], SR, SlakhOptions(mix_other_stems=True))
+    item = adapter.evaluation_dataset("test", HOP, None)[0]
+    track = "test/Track01876"
+    piano, guitar = stem(slakh, track, "S00"), stem(slakh, track, "S01")
+    others = sum(stem(slakh, track, sid) for sid in ("S03", "S04", "S05", "S06"))  # bass drums strings organ
+    np.testing.assert_allclose(item["sources"][0].numpy(), piano, atol=2e-4)
+    np.testing.assert_allclose(item["sources"][1].numpy(), guitar, atol=2e-4)
+    # S02 (unrendered guitar) is in no mixture; the targets and notes are those of the paper's mixture.
+    np.testing.assert_allclose(item["mixture"].numpy(), piano + guitar + others, atol=1e-3)
+    plain = SlakhAdapter(slakh, ["piano", "guitar"], SR, SlakhOptions()).evaluation_dataset("test", HOP, None)[0]
+    assert torch.equal(item["roll"], plain["roll"]) and len(item["notes"][1]) == len(plain["notes"][1])
+    crop = adapter.training_dataset("train", 1.0, HOP, seed=0)[0]
+    assert not torch.allclose(crop["mixture"], crop["sources"].sum(0))
+
+
 def test_targets_align_with_stem_midi(slakh: Path) -> None:
     adapter = SlakhAdapter(slakh, ["piano", "guitar"], SR, SlakhOptions())
     item = adapter.evaluation_dataset("test", HOP, None)[0]

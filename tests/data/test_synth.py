@@ -136,6 +136,37 @@ def test_drums_on_drum_channel_and_parts_independent_of_other_sources():
     assert _notes(compose(["piano"], 10.0, seed=2, index=4).instruments[0]) != _notes(alone)
 
 
+def test_extra_instruments_add_parts_without_changing_the_sources(tmp_path):
+    from mstt.data.classes import class_of
+    from mstt.data.synth.compose import EXTRA_PROGRAMS
+
+    plain = compose(SOURCES, 10.0, seed=1, index=4)
+    counts, names = Counter(), Counter()
+    for index in range(16):
+        full = compose(SOURCES, 10.0, seed=1, index=index, extra=2)
+        assert full.sources[: len(SOURCES)] == list(SOURCES)
+        extra = list(zip(full.sources[len(SOURCES):], full.instruments[len(SOURCES):]))
+        counts[len(extra)] += 1
+        for name, inst in extra:
+            assert inst.program in EXTRA_PROGRAMS and not inst.is_drum and inst.notes
+            assert name == (class_of(inst.program, False) or "other")
+            names["other" if name == "other" else "class"] += 1
+    assert set(counts) == {0, 1, 2} and names["other"] and names["class"]  # 0..extra; both kinds
+    again = compose(SOURCES, 10.0, seed=1, index=4, extra=2)
+    assert [_notes(i) for i in again.instruments[: len(SOURCES)]] == [_notes(i) for i in plain.instruments]
+    out = tmp_path / "set"
+    synthesize(out, SOURCES, 4, seconds=2.0, seed=1, jobs=1, progress=False, extra_instruments=3)
+    metas = [yaml.safe_load((t / "metadata.yaml").read_text()) for t in _tracks(out)]
+    assert sum(len(m["stems"]) for m in metas) > 4 * len(SOURCES)
+    for track, meta in zip(_tracks(out), metas):
+        for stem in list(meta["stems"].values())[len(SOURCES):]:
+            has_class = class_of(stem["program_num"], False) is not None
+            assert (stem["inst_class"] in ("Piano", "Guitar", "Bass", "Strings")) == has_class
+        mix, _ = sf.read(str(track / "mix.flac"), dtype="int16")
+        stems = sum(sf.read(str(track / "stems" / f"{k}.flac"), dtype="int16")[0].astype(int) for k in meta["stems"])
+        assert np.array_equal(mix, stems)  # mix.flac holds every stem, the extra ones included
+
+
 def test_split_counts():
     assert split_counts(3, (0.8, 0.1, 0.1)) == [1, 1, 1]
     assert split_counts(10, (0.8, 0.1, 0.1)) == [8, 1, 1]
@@ -175,6 +206,7 @@ def test_cli_rejects_bad_input(tmp_path, capsys, monkeypatch):
     fake.write_bytes(b"not a soundfont at all")
     assert "SoundFont" in _error(capsys, base + [out, "--soundfont", str(fake)])
     assert "--splits" in _error(capsys, base + [out, "--splits", "0.8,0.2"])
+    assert "--extra-instruments" in _error(capsys, base + [out, "--extra-instruments", "-1"])
     user = tmp_path / "user"
     user.mkdir()
     (user / "notes.txt").write_text("mine")

@@ -22,28 +22,31 @@ def cache_root() -> Path:
 
 
 def cache_key(sources: Sequence[str], tracks: int, seconds: float, seed: int, sample_rate: int,
-              soundfont: Path, splits: Sequence[float]) -> str:
+              soundfont: Path, splits: Sequence[float], extra_instruments: int = 0) -> str:
     """A short hash of every parameter that changes the set, the soundfont's name and size included."""
     params = {"version": GENERATOR_VERSION, "sources": list(sources), "tracks": int(tracks),
               "seconds": float(seconds), "seed": int(seed), "sample_rate": int(sample_rate),
               "soundfont": [soundfont.name, soundfont.stat().st_size], "splits": [float(x) for x in splits]}
+    if extra_instruments:  # only when used: caches written before the option keep their keys
+        params["extra_instruments"] = int(extra_instruments)
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def ensure_synthetic_set(sources: str | Sequence[str], tracks: int, seconds: float, seed: int,
                          sample_rate: int, soundfont: str | os.PathLike | None = None, jobs: int | None = None,
-                         splits: Sequence[float] = (0.8, 0.1, 0.1), progress: bool = False) -> Path:
+                         splits: Sequence[float] = (0.8, 0.1, 0.1), progress: bool = False,
+                         extra_instruments: int = 0) -> Path:
     """The folder of a complete synthetic set with these parameters, generating it on first use."""
     names = parse_sources(sources)
     font = check_soundfont(soundfont)
     root = cache_root() / "synth"
-    final = root / cache_key(names, tracks, seconds, seed, sample_rate, font, splits)
+    final = root / cache_key(names, tracks, seconds, seed, sample_rate, font, splits, extra_instruments)
     if (final / COMPLETE).is_file():
         return final
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=root))
     try:
-        synthesize(tmp, names, tracks, seconds, seed, sample_rate, font, jobs, splits, progress)
+        synthesize(tmp, names, tracks, seconds, seed, sample_rate, font, jobs, splits, progress, extra_instruments)
         (tmp / COMPLETE).write_text("complete\n")
         _publish(tmp, final)
     finally:

@@ -9,10 +9,17 @@ from dataclasses import dataclass
 import numpy as np
 import pretty_midi
 
-from mstt.data.classes import DEFAULT_CLASSES
+from mstt.data.classes import DEFAULT_CLASSES, class_of
 from mstt.data.synth.drums import drum_part
 from mstt.data.synth.harmony import Song, make_song
-from mstt.data.synth.parts import bass_part, guitar_part, piano_part, strings_part
+from mstt.data.synth.parts import (
+    OTHER_PROGRAMS,
+    bass_part,
+    guitar_part,
+    other_part,
+    piano_part,
+    strings_part,
+)
 
 # Bump when the music or the rendering changes, so cached sets are regenerated.
 GENERATOR_VERSION = 1
@@ -24,11 +31,16 @@ PART_WRITERS: dict[str, Callable[[Song, np.random.Generator, int], pretty_midi.I
     "strings": strings_part,
 }
 SOURCES: tuple[str, ...] = ("piano", "guitar", "bass", "drums", "strings")
+OTHER = "other"  # an arrangement's name for an accompanying instrument that is no source
+# Programs of extra parts: a second part of a class (another guitar or bass, a harp over the strings) or an
+# instrument of no class (organ, brass, reeds, synths). Drums stay one kit.
+EXTRA_PROGRAMS: tuple[int, ...] = tuple(sorted(
+    {p for name, cls in DEFAULT_CLASSES.items() if not cls.is_drum for p in cls.programs} | set(OTHER_PROGRAMS)))
 
 
 @dataclass
 class Arrangement:
-    """A composed track: the shared song skeleton and one instrument per requested source, in order."""
+    """A composed track: the song skeleton, one instrument per requested source in order, then any others."""
 
     song: Song
     sources: list[str]
@@ -51,8 +63,13 @@ def _rng(seed: int, index: int, stream: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(index), zlib.crc32(stream.encode())])
 
 
-def compose(sources: Sequence[str], seconds: float, seed: int, index: int) -> Arrangement:
-    """Compose track `index` of the set drawn with `seed`: same arguments, same notes."""
+def compose(sources: Sequence[str], seconds: float, seed: int, index: int, extra: int = 0) -> Arrangement:
+    """Compose track `index` of the set drawn with `seed`: same arguments, same notes.
+
+    ``extra`` > 0 adds 0..extra parts after the sources, each with a random program of
+    :data:`EXTRA_PROGRAMS`, named by its class ("other" for none), as Slakh2100 songs hold several
+    guitars next to an organ; the sources' parts do not change with it (each has its own stream).
+    """
     song = make_song(_rng(seed, index, "song"), seconds)
     instruments = []
     for name in sources:
@@ -63,4 +80,13 @@ def compose(sources: Sequence[str], seconds: float, seed: int, index: int) -> Ar
             programs = DEFAULT_CLASSES[name].programs
             inst = PART_WRITERS[name](song, rng, int(programs[int(rng.integers(len(programs)))]))
         instruments.append(inst)
-    return Arrangement(song, list(sources), instruments)
+    names = list(sources)
+    if extra > 0:
+        count = int(_rng(seed, index, "extra").integers(0, extra + 1))
+        for k in range(count):
+            rng = _rng(seed, index, f"extra{k}")
+            program = int(EXTRA_PROGRAMS[int(rng.integers(len(EXTRA_PROGRAMS)))])
+            name = class_of(program, False) or OTHER
+            instruments.append((other_part if name == OTHER else PART_WRITERS[name])(song, rng, program))
+            names.append(name)
+    return Arrangement(song, names, instruments)

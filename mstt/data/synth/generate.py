@@ -21,6 +21,7 @@ from mstt.data.synth.render import default_soundfont, mix_stems, render_stem
 from mstt.errors import MsttError
 
 MARKER = ".mstt_synth.json"  # names the parameters of the set a folder holds, so a rerun can resume
+MAX_EXTRA = 8  # extra parts per track at most
 SCRATCH = ".partial"  # tracks being written; renamed into their split folder when complete
 
 
@@ -127,8 +128,8 @@ def _prepare_out(out: Path, params: dict) -> None:
 
 def make_track(job: tuple) -> float:
     """Compose, render and write one track (runs in a worker process); returns its seconds of audio."""
-    final, index, sources, seconds, seed, sample_rate, soundfont, scratch = job
-    arrangement = compose(sources, seconds, seed, index)
+    final, index, sources, seconds, seed, sample_rate, soundfont, scratch, others = job
+    arrangement = compose(sources, seconds, seed, index, others)
     n_samples = int(round(seconds * sample_rate))
     raw = [render_stem(inst, sample_rate, n_samples, soundfont) for inst in arrangement.instruments]
     mix = mix_stems(raw, sample_rate)
@@ -140,8 +141,13 @@ def make_track(job: tuple) -> float:
 def synthesize(out: str | os.PathLike, sources: str | Sequence[str], tracks: int, seconds: float = 30.0,
                seed: int = 0, sample_rate: int = 16000, soundfont: str | os.PathLike | None = None,
                jobs: int | None = None, splits: str | Sequence[float] = (0.8, 0.1, 0.1),
-               progress: bool = True) -> SynthSummary:
-    """Write a synthetic set in the Slakh2100 layout under `out`; a rerun with the same options resumes."""
+               progress: bool = True, extra_instruments: int = 0) -> SynthSummary:
+    """Write a synthetic set in the Slakh2100 layout under `out`; a rerun with the same options resumes.
+
+    ``extra_instruments`` > 0 adds 0..N more stems to each track, each a random GM program: a
+    second part of a class (another guitar) or an instrument of no class (organ, brass, reeds,
+    synths), as Slakh2100 songs hold; all are in ``mix.flac``.
+    """
     names = parse_sources(sources)
     if int(tracks) != tracks or tracks < 1:
         raise MsttError(f"--tracks {tracks}: need a whole number >= 1")
@@ -149,6 +155,8 @@ def synthesize(out: str | os.PathLike, sources: str | Sequence[str], tracks: int
         raise MsttError(f"--seconds {seconds}: need a duration > 0")
     if int(sample_rate) != sample_rate or not 8000 <= sample_rate <= 96000:
         raise MsttError(f"--sample-rate {sample_rate}: need a whole number of Hz between 8000 and 96000")
+    if int(extra_instruments) != extra_instruments or not 0 <= extra_instruments <= MAX_EXTRA:
+        raise MsttError(f"--extra-instruments {extra_instruments}: need a whole number from 0 to {MAX_EXTRA}")
     if jobs is not None and jobs < 1:
         raise MsttError(f"--jobs {jobs}: need at least 1 worker")
     fractions = parse_splits(splits)
@@ -157,6 +165,8 @@ def synthesize(out: str | os.PathLike, sources: str | Sequence[str], tracks: int
     params = {"generator_version": GENERATOR_VERSION, "sources": names, "tracks": int(tracks),
               "seconds": float(seconds), "seed": int(seed), "sample_rate": int(sample_rate),
               "soundfont": font.name, "soundfont_bytes": font.stat().st_size, "splits": list(fractions)}
+    if extra_instruments:  # only when used, so that sets written before the option still resume
+        params["extra_instruments"] = int(extra_instruments)
     _prepare_out(out, params)
     scratch = out / SCRATCH
     scratch.mkdir(exist_ok=True)
@@ -164,7 +174,7 @@ def synthesize(out: str | os.PathLike, sources: str | Sequence[str], tracks: int
         shutil.rmtree(stale, ignore_errors=True)
     plan = track_plan(int(tracks), fractions)
     pending = [(str(out / split / name), index, names, float(seconds), int(seed), int(sample_rate), str(font),
-                str(scratch)) for index, split, name in plan if not (out / split / name).is_dir()]
+                str(scratch), int(extra_instruments)) for index, split, name in plan if not (out / split / name).is_dir()]
     jobs = max(1, min(jobs or os.cpu_count() or 1, max(len(pending), 1)))
     start = time.perf_counter()
     rendered = 0.0

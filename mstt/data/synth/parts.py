@@ -1,4 +1,5 @@
-"""Pitched parts of the band: piano (comping + melody), guitar (strums, arpeggios, power chords), bass, strings."""
+"""Pitched parts of the band: piano (comping + melody), guitar (strums, arpeggios, power chords), bass, strings,
+and the other instruments (organ, brass, reeds, synths, ...) that accompany them without being a source."""
 
 from __future__ import annotations
 
@@ -257,3 +258,39 @@ def strings_part(song: Song, rng: np.random.Generator, program: int) -> pretty_m
             if span / beat >= 3:
                 part.add(fold(chord.pcs[2] + 36, lo, hi), chord.start + 2 * beat, beat, vel * 0.8)
     return part.tidy()
+
+
+# GM programs outside the five classes (chromatic percussion, organ, brass, reed, pipe, synth lead and pad)
+# with the Slakh ``inst_class`` of each family: accompaniment that no source owns.
+OTHER_FAMILIES: dict[str, range] = {
+    "Chromatic Percussion": range(8, 16), "Organ": range(16, 24), "Brass": range(56, 64),
+    "Reed": range(64, 72), "Pipe": range(72, 80), "Synth Lead": range(80, 88), "Synth Pad": range(88, 96),
+}
+OTHER_PROGRAMS: tuple[int, ...] = tuple(p for family in OTHER_FAMILIES.values() for p in family)
+_LEAD_RANGES = {"Brass": (52, 84), "Reed": (49, 84), "Pipe": (60, 96), "Synth Lead": (48, 88)}
+
+
+def other_family(program: int) -> str:
+    """The Slakh instrument class of a GM program outside the five sources ("Other" if none)."""
+    return next((name for name, family in OTHER_FAMILIES.items() if program in family), "Other")
+
+
+def other_part(song: Song, rng: np.random.Generator, program: int) -> pretty_midi.Instrument:
+    """A non-source instrument: leads (brass, reed, pipe, synth lead) play a melody, organs and pads
+    hold chords, chromatic percussion arpeggiates; a real song's sax solo over the band, in short."""
+    family = other_family(program)
+    if family in _LEAD_RANGES:
+        lo, hi = _LEAD_RANGES[family]
+        part = Part(pretty_midi.Instrument(program=program, name="other"), rng, song, lo, hi)
+        labels = sorted({s.label for s in song.sections})
+        on = {lab: bool(rng.random() < 0.7) for lab in labels}
+        if not any(on.values()):  # a lead that never plays would be a silent stem
+            on[str(_pick(rng, labels))] = True
+        _melody(part, song, rng, on, float(rng.uniform(60, 95)), lo, hi)
+        return part.tidy()
+    if family == "Chromatic Percussion":
+        inst = piano_part(song, rng, program)
+    else:  # organ and synth pads: sustained voicings, as a string pad
+        inst = strings_part(song, rng, program)
+    inst.name = "other"
+    return inst

@@ -107,6 +107,14 @@ def test_outputs_option_and_same_named_inputs(tmp_path, capsys, checkpoint):  # 
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["song-flac", "song-wav"]
     assert [p.name for p in (tmp_path / "out" / "song-wav").iterdir()] == ["song-wav.mid"]
+    for track in ("Track00001", "Track00002"):  # Slakh: every mixture is mix.flac
+        (tmp_path / track).mkdir()
+        sf.write(tmp_path / track / "mix.flac", tones(1.0, 8000), 8000)
+    mixes = [str(tmp_path / t / "mix.flac") for t in ("Track00001", "Track00002")]
+    code, _, err = run_cli(capsys, str(checkpoint), *mixes, mixes[0], "--out", str(tmp_path / "slakh"), "--outputs", "midi")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "slakh").iterdir()) == [
+        "Track00001-mix-flac-1", "Track00001-mix-flac-2", "Track00002-mix"]
     code, _, err = run_cli(capsys, str(checkpoint), str(tmp_path / "song.wav"), "--outputs", "stems,video")
     assert code == 2 and "--outputs stems,video: choose from stems, midi, png" in err
 

@@ -14,6 +14,7 @@ import argparse
 import os
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -173,9 +174,36 @@ def separate_file(separator: Any, path: Path, folder: Path, args: argparse.Names
 
 
 def _folders(paths: list[Path], out: Path) -> list[Path]:
-    """``out/<stem>`` per input; inputs with the same stem (song.wav, song.flac) get the suffix added."""
-    stems = [p.stem for p in paths]
-    return [out / (p.stem if stems.count(p.stem) == 1 else f"{p.stem}-{p.suffix.lstrip('.')}") for p in paths]
+    """``out/<stem>`` per input, unique within the call so that no input overwrites another's outputs.
+
+    Inputs that share a stem get the suffix (song.wav, song.flac -> song-wav, song-flac), then
+    their folder's name (Slakh's Track00001/mix.flac, Track00002/mix.flac -> Track00001-mix, ...),
+    then a count (the same file given twice).
+    """
+    namings = (
+        lambda p: p.stem,
+        lambda p: f"{p.stem}-{p.suffix.lstrip('.')}",
+        lambda p: f"{p.parent.name}-{p.stem}",
+        lambda p: f"{p.parent.name}-{p.stem}-{p.suffix.lstrip('.')}",
+    )
+    names: list[str | None] = [None] * len(paths)
+    for naming in namings:
+        open_ = [i for i, n in enumerate(names) if n is None]
+        proposed = {i: naming(paths[i]) for i in open_}
+        counts = Counter([*proposed.values(), *(n for n in names if n is not None)])
+        for i, name in proposed.items():
+            if counts[name] == 1:
+                names[i] = name
+    taken = Counter(n for n in names if n is not None)
+    for i, name in enumerate(names):
+        if name is None:
+            base = namings[-1](paths[i])
+            k = 1
+            while f"{base}-{k}" in taken:
+                k += 1
+            names[i] = f"{base}-{k}"
+            taken[names[i]] += 1
+    return [out / str(n) for n in names]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,10 +3,17 @@
     .venv/bin/mstt separate best.pt /tmp/openmsx_slakh/test/Track01904/mix.flac --out /tmp/sep
     .venv/bin/python benchmarks/score_stems.py /tmp/openmsx_slakh/test/Track01904 /tmp/sep/mix
 
+    .venv/bin/mstt separate best.pt /tmp/openmsx_slakh/test/*/mix.flac --out /tmp/sep   # TrackXXXXX-mix/
+    .venv/bin/python benchmarks/score_stems.py --set /tmp/openmsx_slakh/test /tmp/sep
+
 For each source the reference is the sum of the track's rendered stems of that class (programs
 as mstt's adapters map them); the table gives SI-SDR of the estimated stem and of the mixture
 against it, and their difference (SI-SDRi: > 0 means the stem beats the mixture). Sources the
 track lacks are left out (SI-SDR is undefined for a silent reference).
+
+``--where`` adds where each stem's content came from: the least-squares weights of the stem
+over the class references and the rest of the mixture ("other": stems of no class), e.g.
+"drums: guitar 0.38" means the drums stem holds 38% of the guitar's amplitude.
 """
 
 from __future__ import annotations
@@ -44,35 +51,88 @@ def references(track: Path, length: int) -> tuple[dict[str, np.ndarray], int]:
     return sums, rate
 
 
+def score_track(track: Path, stems: Path) -> tuple[dict[str, tuple[float, float] | None], dict[str, np.ndarray],
+                                                   dict[str, np.ndarray], np.ndarray]:
+    """Per source present in ``track``: (SI-SDR of the stem, of the mixture), None when no stem file."""
+    mix, mix_rate = sf.read(str(track / "mix.flac"), dtype="float64", always_2d=True)
+    mix = mix.mean(1)
+    refs, ref_rate = references(track, len(mix))
+    if refs and ref_rate != mix_rate:
+        raise SystemExit(f"error: {track}: stems at {ref_rate} Hz, mixture at {mix_rate} Hz")
+    scores: dict[str, tuple[float, float] | None] = {}
+    estimates: dict[str, np.ndarray] = {}
+    for name, ref in refs.items():
+        path = stems / f"{name}.wav"
+        if not path.exists():
+            scores[name] = None
+            continue
+        est = sf.read(str(path), dtype="float64", always_2d=True)[0].mean(1)
+        estimates[name] = est
+        n = min(len(est), len(ref))
+        r = torch.from_numpy(ref[:n])
+        scores[name] = (float(si_sdr(torch.from_numpy(est[:n]), r)), float(si_sdr(torch.from_numpy(mix[:n]), r)))
+    return scores, estimates, refs, mix
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the SI-SDR table; exit 1 when a stem does not beat the mixture."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("track", type=Path, help="a Slakh track folder (metadata.yaml, stems/, mix.flac)")
-    p.add_argument("stems", type=Path, help="the folder mstt separate wrote for the track's mixture")
+    p.add_argument("track", type=Path, help="a Slakh track folder (metadata.yaml, stems/, mix.flac), or with "
+                                           "--set a split folder of them")
+    p.add_argument("stems", type=Path, help="the folder mstt separate wrote for the track's mixture (with --set: "
+                                           "its --out, holding TrackXXXXX-mix/ per track)")
+    p.add_argument("--where", action="store_true", help="also print each stem's weights over the references")
+    p.add_argument("--set", action="store_true", help="score every track of a split folder; one row per source")
     args = p.parse_args(argv)
-    mix, mix_rate = sf.read(str(args.track / "mix.flac"), dtype="float64", always_2d=True)
-    mix = mix.mean(1)
-    refs, ref_rate = references(args.track, len(mix))
-    if ref_rate != mix_rate:
-        print(f"error: {args.track}: stems at {ref_rate} Hz, mixture at {mix_rate} Hz", file=sys.stderr)
-        return 2
+    if args.set:
+        return score_set(args.track, args.stems)
+    scores, estimates, refs, mix = score_track(args.track, args.stems)
     worse = 0
-    print(f"{'source':8} {'rate':>6} {'SI-SDR stem':>12} {'SI-SDR mix':>11} {'SI-SDRi':>8}")
-    for name, ref in refs.items():
-        path = args.stems / f"{name}.wav"
-        if not path.exists():
-            print(f"{name:8} no {path.name} in {args.stems}")
+    print(f"{'source':8} {'SI-SDR stem':>12} {'SI-SDR mix':>11} {'SI-SDRi':>8}")
+    for name, pair in scores.items():
+        if pair is None:
+            print(f"{name:8} no {name}.wav in {args.stems}")
             worse += 1
             continue
-        est, est_rate = sf.read(str(path), dtype="float64", always_2d=True)
-        est = est.mean(1)
-        n = min(len(est), len(ref))
-        r = torch.from_numpy(ref[:n])
-        stem = float(si_sdr(torch.from_numpy(est[:n]), r))
-        base = float(si_sdr(torch.from_numpy(mix[:n]), r))
+        stem, base = pair
         worse += stem <= base
-        print(f"{name:8} {est_rate:>6} {stem:>12.2f} {base:>11.2f} {stem - base:>8.2f}")
+        print(f"{name:8} {stem:>12.2f} {base:>11.2f} {stem - base:>8.2f}")
+    if args.where:
+        print_where(estimates, refs, mix)
     return 1 if worse else 0
+
+
+def score_set(split: Path, separated: Path) -> int:
+    """Per source over every track of ``split``: in how many the stem beats the mixture, median SI-SDRi."""
+    gains: dict[str, list[float]] = {}
+    missing = 0
+    for track in sorted(t for t in split.iterdir() if (t / "metadata.yaml").is_file()):
+        stems = separated / f"{track.name}-mix"
+        if not stems.is_dir():
+            missing += 1
+            continue
+        for name, pair in score_track(track, stems)[0].items():
+            if pair is not None:
+                gains.setdefault(name, []).append(pair[0] - pair[1])
+    print(f"{'source':8} {'tracks':>6} {'beat mix':>8} {'median SI-SDRi':>15} {'mean SI-SDRi':>13}")
+    for name, values in gains.items():
+        v = np.array(values)
+        print(f"{name:8} {len(v):>6} {int((v > 0).sum()):>8} {np.median(v):>15.2f} {v.mean():>13.2f}")
+    if missing:
+        print(f"{missing} tracks have no folder in {separated} (run mstt separate on their mix.flac)")
+    return 0
+
+
+def print_where(estimates: dict[str, np.ndarray], refs: dict[str, np.ndarray], mix: np.ndarray) -> None:
+    """Each stem as a least-squares combination of the references and the unclassed rest."""
+    names = [*refs, "other"]
+    basis = np.stack([*refs.values(), mix - sum(refs.values())], axis=1)
+    print("weights of each stem over the references (1.0 = all of that reference, 0 = none):")
+    print(f"{'stem':8} " + " ".join(f"{n:>8}" for n in names))
+    for name, est in estimates.items():
+        n = min(len(est), len(basis))
+        weights, *_ = np.linalg.lstsq(basis[:n], est[:n], rcond=None)
+        print(f"{name:8} " + " ".join(f"{w:>8.2f}" for w in weights))
 
 
 if __name__ == "__main__":

@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 
 from mstt.cli import main
+from mstt.bench import is_overlay
 from mstt.errors import MsttError, RecipeError
 from mstt.nn.build import build_model
 from mstt.recipe import load_recipe
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-PAPER_RECIPES = sorted(p for p in RECIPES.glob("*.yaml") if p.name != "quick.yaml")
+PAPER_RECIPES = sorted(p for p in RECIPES.glob("*.yaml") if not is_overlay(p))
+OVERLAYS = sorted(p for p in RECIPES.glob("*.yaml") if is_overlay(p))
 
 WEIGHTS = {  # PAPER.md: (alpha, beta, gamma)
     "dc": (1.0, 0.0, 0.0),
@@ -29,6 +31,12 @@ SETS = {
     "3": ["piano", "guitar", "bass", "drums"],
     "4": ["piano", "guitar", "bass", "drums", "strings"],
 }
+
+
+@pytest.mark.parametrize("path", OVERLAYS, ids=lambda p: p.stem)
+def test_overlays_apply_to_a_paper_recipe(path):
+    config = load_recipe([RECIPES / "cerberus_set4.yaml", path])
+    assert config.name == "cerberus_set4" and {p.name for p in OVERLAYS} >= {"quick.yaml", "songs.yaml"}
 
 
 @pytest.mark.parametrize("path", PAPER_RECIPES, ids=lambda p: p.stem)

@@ -60,7 +60,7 @@ def training_sets(config: DictConfig, adapter: DatasetAdapter) -> tuple[Dataset,
     train_set: Dataset = adapter.training_dataset("train", crop, hop, int(config.trainer.seed))
     if config.data.gain_augment_db > 0 or config.data.eq_augment_db > 0:
         train_set = RemixAugmented(train_set, float(config.data.gain_augment_db), int(config.trainer.seed),
-                                   eq_db=float(config.data.eq_augment_db))
+                                   eq_db=float(config.data.eq_augment_db), sample_rate=int(config.data.sample_rate))
     windows = adapter.evaluation_dataset("validation", hop, crop)
     # Spread over the split, so that a cap still sees every part of it (not only its first tracks).
     val_set = Subset(windows, spread_indices(len(windows), VALIDATION_WINDOWS))

@@ -167,6 +167,7 @@ def test_gain_and_eq_augmentation_wrap_the_training_crops(tiny_run, monkeypatch)
     config = load_recipe([RECIPES / "cerberus_set1.yaml"], [*TINY, "data.gain_augment_db=6", "data.eq_augment_db=9"])
     train_set, _ = training_sets(config, build_adapter(config))
     assert isinstance(train_set, RemixAugmented) and (train_set.gain_db, train_set.eq_db) == (6.0, 9.0)
+    assert train_set.sample_rate == config.data.sample_rate == 8000  # EQ bands placed at the crops' rate
     item = train_set[0]
     torch.testing.assert_close(item["mixture"], item["sources"].sum(0))
     plain, _ = training_sets(load_recipe([RECIPES / "cerberus_set1.yaml"], TINY), build_adapter(config))

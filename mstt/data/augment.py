@@ -41,13 +41,15 @@ class RemixAugmented(Dataset):
     still a note.
     """
 
-    def __init__(self, dataset: Dataset, gain_db: float, seed: int, eq_db: float = 0.0) -> None:
+    def __init__(self, dataset: Dataset, gain_db: float, seed: int, eq_db: float = 0.0,
+                 sample_rate: int = 16000) -> None:
         for name, value in (("gain_db", gain_db), ("eq_db", eq_db)):
             if value < 0:
                 raise ValueError(f"{name} must be 0 or more, not {value}")
         self.dataset = dataset
         self.gain_db = float(gain_db)
         self.eq_db = float(eq_db)
+        self.sample_rate = int(sample_rate)  # of the crops: places the EQ bands in Hz
         self.seed = seed
         self.epoch = 0
 
@@ -77,8 +79,7 @@ class RemixAugmented(Dataset):
     def _equalise(self, sources: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """Every source through its own random response (one FFT of the whole crop)."""
         samples = sources.shape[-1]
-        rate = float(getattr(getattr(self.dataset, "adapter", None), "sample_rate", 16000))
-        freqs = np.fft.rfftfreq(samples, 1.0 / rate)
+        freqs = np.fft.rfftfreq(samples, 1.0 / self.sample_rate)
         curves = np.stack([random_eq_db(rng, freqs, self.eq_db) for _ in range(sources.shape[0])])
         gains = torch.from_numpy(10.0 ** (curves / 20.0)).to(sources.dtype)
         # A smooth response has a short impulse response, so the FFT's circular wrap is inaudible.

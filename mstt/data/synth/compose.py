@@ -12,14 +12,7 @@ import pretty_midi
 from mstt.data.classes import DEFAULT_CLASSES, class_of
 from mstt.data.synth.drums import drum_part
 from mstt.data.synth.harmony import Song, make_song
-from mstt.data.synth.parts import (
-    OTHER_PROGRAMS,
-    bass_part,
-    guitar_part,
-    other_part,
-    piano_part,
-    strings_part,
-)
+from mstt.data.synth.parts import OTHER_PROGRAMS, bass_part, guitar_part, other_part, piano_part, strings_part
 
 # Bump when the music or the rendering changes, so cached sets are regenerated.
 GENERATOR_VERSION = 1

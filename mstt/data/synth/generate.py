@@ -128,8 +128,8 @@ def _prepare_out(out: Path, params: dict) -> None:
 
 def make_track(job: tuple) -> float:
     """Compose, render and write one track (runs in a worker process); returns its seconds of audio."""
-    final, index, sources, seconds, seed, sample_rate, soundfont, scratch, others = job
-    arrangement = compose(sources, seconds, seed, index, others)
+    final, index, sources, seconds, seed, sample_rate, soundfont, scratch, extra = job
+    arrangement = compose(sources, seconds, seed, index, extra)
     n_samples = int(round(seconds * sample_rate))
     raw = [render_stem(inst, sample_rate, n_samples, soundfont) for inst in arrangement.instruments]
     mix = mix_stems(raw, sample_rate)

@@ -15,7 +15,6 @@ import soundfile as sf
 import yaml
 
 from mstt.data.synth.compose import OTHER, Arrangement
-from mstt.data.synth.parts import other_family
 from mstt.data.synth.render import NORMALIZATION_DB, TARGET_PEAK_DB, Mix
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
@@ -61,7 +60,7 @@ def metadata(arrangement: Arrangement, mix: Mix, soundfont: Path, track_id: str)
     for i, (name, inst) in enumerate(zip(arrangement.sources, arrangement.instruments)):
         stems[f"S{i:02d}"] = {
             "audio_rendered": True,
-            "inst_class": other_family(inst.program) if name == OTHER else INST_CLASS[name],
+            "inst_class": pretty_midi.program_to_instrument_class(inst.program) if name == OTHER else INST_CLASS[name],
             "integrated_loudness": round(float(mix.loudness[i]), 3),
             "is_drum": bool(inst.is_drum),
             "midi_program_name": "Drums" if inst.is_drum else pretty_midi.program_to_instrument_name(inst.program),

@@ -260,25 +260,18 @@ def strings_part(song: Song, rng: np.random.Generator, program: int) -> pretty_m
     return part.tidy()
 
 
-# GM programs outside the five classes (chromatic percussion, organ, brass, reed, pipe, synth lead and pad)
-# with the Slakh ``inst_class`` of each family: accompaniment that no source owns.
-OTHER_FAMILIES: dict[str, range] = {
-    "Chromatic Percussion": range(8, 16), "Organ": range(16, 24), "Brass": range(56, 64),
-    "Reed": range(64, 72), "Pipe": range(72, 80), "Synth Lead": range(80, 88), "Synth Pad": range(88, 96),
-}
-OTHER_PROGRAMS: tuple[int, ...] = tuple(p for family in OTHER_FAMILIES.values() for p in family)
+# GM families outside the five classes (pretty_midi's names, which Slakh's ``inst_class`` uses):
+# accompaniment that no source owns.
+OTHER_FAMILIES: tuple[str, ...] = ("Chromatic Percussion", "Organ", "Brass", "Reed", "Pipe", "Synth Lead", "Synth Pad")
+OTHER_PROGRAMS: tuple[int, ...] = tuple(
+    p for p in range(128) if pretty_midi.program_to_instrument_class(p) in OTHER_FAMILIES)
 _LEAD_RANGES = {"Brass": (52, 84), "Reed": (49, 84), "Pipe": (60, 96), "Synth Lead": (48, 88)}
-
-
-def other_family(program: int) -> str:
-    """The Slakh instrument class of a GM program outside the five sources ("Other" if none)."""
-    return next((name for name, family in OTHER_FAMILIES.items() if program in family), "Other")
 
 
 def other_part(song: Song, rng: np.random.Generator, program: int) -> pretty_midi.Instrument:
     """A non-source instrument: leads (brass, reed, pipe, synth lead) play a melody, organs and pads
     hold chords, chromatic percussion arpeggiates; a real song's sax solo over the band, in short."""
-    family = other_family(program)
+    family = pretty_midi.program_to_instrument_class(program)
     if family in _LEAD_RANGES:
         lo, hi = _LEAD_RANGES[family]
         part = Part(pretty_midi.Instrument(program=program, name="other"), rng, song, lo, hi)

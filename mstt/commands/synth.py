@@ -22,7 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder (new, empty, or holding this same set to resume)")
     p.add_argument("--seconds", type=float, default=30.0, help="length of every track (default 30)")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same set (default 0)")
-    p.add_argument("--soundfont", default=None, help="a .sf2 file (default: pretty_midi's TimGM6mb.sf2)")
+    p.add_argument("--soundfont", action="append", default=None, metavar="SF2",
+                   help="a .sf2 file (default: pretty_midi's TimGM6mb.sf2); repeat it to render each stem "
+                        "with one of several, picked at random per stem")
     p.add_argument("--extra-instruments", type=int, default=0, metavar="N",
                    help="add 0..N extra stems to each track, each a random GM program: a second guitar, piano "
                         "or string part, or an instrument of no class (organ, brass, reeds, synths) (default 0)")

@@ -9,6 +9,7 @@ from typing import Optional
 from mstt import hookimpl
 from mstt.data.slakh import SlakhAdapter, SlakhOptions
 from mstt.data.synth.cache import ensure_synthetic_set
+from mstt.errors import MsttError
 
 
 @dataclass
@@ -19,6 +20,9 @@ class SynthDataOptions:
     seconds: float = 60.0
     seed: int = 0
     soundfont: Optional[str] = None  # None: the TimGM6mb.sf2 that pretty_midi ships
+    # Several soundfonts instead of one: each stem is rendered with one of them, picked at random, as
+    # Slakh2100 renders each stem with its own patch; more timbres to learn from than one soundfont has.
+    soundfonts: list[str] = field(default_factory=list)
     render_sources: list[str] = field(
         default_factory=lambda: ["piano", "guitar", "bass", "drums", "strings"]
     )  # every set is cut from one rendering of all five classes, as Slakh sets are
@@ -39,6 +43,9 @@ class SyntheticAdapter(SlakhAdapter):
     def __init__(self, root: str | Path | None, sources: list[str], sample_rate: int, options: SynthDataOptions | None = None) -> None:
         options = options or SynthDataOptions()
         if root is None:
+            if options.soundfont and options.soundfonts:
+                raise MsttError("data.options: both soundfont and soundfonts are set; "
+                                "put every soundfont in data.options.soundfonts and drop soundfont")
             missing = [s for s in sources if s not in options.render_sources]
             render = list(options.render_sources) + missing
             root = ensure_synthetic_set(
@@ -47,7 +54,7 @@ class SyntheticAdapter(SlakhAdapter):
                 options.seconds,
                 options.seed,
                 sample_rate,
-                soundfont=options.soundfont,
+                soundfont=list(options.soundfonts) or options.soundfont,
                 jobs=options.jobs,
                 splits=tuple(options.splits),
                 progress=True,

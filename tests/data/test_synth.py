@@ -16,6 +16,7 @@ from mstt.data.classes import DEFAULT_CLASSES
 from mstt.data.synth import SOURCES, compose, ensure_synthetic_set, synthesize
 from mstt.data.synth import cache as synth_cache
 from mstt.data.synth.layout import split_counts, track_plan
+from mstt.data.synth.render import default_soundfont
 
 TOP_KEYS = {"UUID", "audio_dir", "lmd_midi_dir", "midi_dir", "normalization_factor", "normalized",
             "overall_gain", "target_peak", "stems"}
@@ -191,6 +192,48 @@ def test_extra_instruments_add_parts_without_changing_the_sources(tmp_path):
         assert np.array_equal(mix, stems)  # mix.flac holds every stem, the extra ones included
 
 
+def _inverted_soundfont(path: Path) -> Path:
+    """A copy of the default soundfont with every sample negated: same structure, audibly another file."""
+    data = bytearray(default_soundfont().read_bytes())
+    at = data.find(b"smpl", data.find(b"sdta"))
+    size = int.from_bytes(data[at + 4: at + 8], "little")
+    samples = np.frombuffer(bytes(data[at + 8: at + 8 + size]), "<i2").astype(np.int32)
+    data[at + 8: at + 8 + size] = np.clip(-samples, -32768, 32767).astype("<i2").tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_several_soundfonts_render_each_stem_with_one_of_them(tmp_path, capsys):
+    inverted = _inverted_soundfont(tmp_path / "Inverted.sf2")
+    plain, mixed = tmp_path / "plain", tmp_path / "mixed"
+    synthesize(plain, "piano,bass,drums", 3, seconds=1.0, seed=2, sample_rate=8000, jobs=1, progress=False)
+    assert main(["synth", "--sources", "piano,bass,drums", "--tracks", "3", "--seconds", "1", "--seed", "2",
+                 "--sample-rate", "8000", "--jobs", "1", "--no-progress", "--out", str(mixed),
+                 "--soundfont", str(default_soundfont()), "--soundfont", str(inverted)]) == 0
+    capsys.readouterr()
+    used = Counter()
+    for a, b in zip(_tracks(plain), _tracks(mixed)):
+        meta = yaml.safe_load((b / "metadata.yaml").read_text())
+        for key, stem in meta["stems"].items():
+            used[stem["plugin_name"]] += 1
+            x = sf.read(str(a / "stems" / f"{key}.flac"))[0]
+            y = sf.read(str(b / "stems" / f"{key}.flac"))[0]
+            corr = float(np.corrcoef(x, y)[0, 1])
+            # the negated soundfont renders the same notes negated: the stem says which rendered it
+            assert corr > 0.99 if stem["plugin_name"] == "TimGM6mb.sf2" else corr < -0.99, (key, corr)
+    assert set(used) == {"TimGM6mb.sf2", "Inverted.sf2"}, used
+    marker = yaml.safe_load((mixed / ".mstt_synth.json").read_text())
+    assert [name for name, _ in marker["soundfonts"]] == ["TimGM6mb.sf2", "Inverted.sf2"]
+    # the cache tells one-soundfont sets from many-soundfont ones; one soundfont keeps the key it had
+    fonts = synth_cache.check_soundfonts([default_soundfont(), inverted])
+    one = synth_cache.cache_key(["bass"], 3, 1.0, 0, 8000, fonts[:1], (0.8, 0.1, 0.1))
+    assert one == synth_cache.cache_key(["bass"], 3, 1.0, 0, 8000, fonts[0], (0.8, 0.1, 0.1))
+    assert one != synth_cache.cache_key(["bass"], 3, 1.0, 0, 8000, fonts, (0.8, 0.1, 0.1))
+    err = _error(capsys, ["synth", "--tracks", "3", "--out", str(tmp_path / "twice"), "--no-progress",
+                          "--soundfont", str(inverted), "--soundfont", str(inverted)])
+    assert "Inverted.sf2" in err and "twice" in err
+
+
 def test_split_counts():
     assert split_counts(3, (0.8, 0.1, 0.1)) == [1, 1, 1]
     assert split_counts(10, (0.8, 0.1, 0.1)) == [8, 1, 1]
@@ -273,8 +316,8 @@ def test_cache_generates_once_and_reuses(tmp_path, monkeypatch):
 
 def test_cache_ignores_a_folder_without_marker(tmp_path, monkeypatch):
     monkeypatch.setenv("MSTT_CACHE", str(tmp_path))
-    font = synth_cache.check_soundfont(None)
-    key = synth_cache.cache_key(["bass"], 3, 1.0, 0, 8000, font, (0.8, 0.1, 0.1))
+    fonts = synth_cache.check_soundfonts(None)
+    key = synth_cache.cache_key(["bass"], 3, 1.0, 0, 8000, fonts, (0.8, 0.1, 0.1))
     half = tmp_path / "synth" / key
     (half / "train").mkdir(parents=True)
     (half / "train" / "junk").write_text("half-written")
@@ -291,3 +334,19 @@ def test_cache_race_keeps_the_winner(tmp_path):
     (winner / "who").write_text("winner")
     synth_cache._publish(loser, winner)
     assert (winner / "who").read_text() == "winner" and (winner / synth_cache.COMPLETE).is_file()
+
+
+def test_synth_dataset_takes_several_soundfonts(tmp_path, monkeypatch):
+    from mstt.data.synthetic import SynthDataOptions, SyntheticAdapter
+    from mstt.errors import MsttError
+
+    monkeypatch.setenv("MSTT_CACHE", str(tmp_path / "cache"))
+    inverted = str(_inverted_soundfont(tmp_path / "Inverted.sf2"))
+    base = dict(tracks=3, seconds=1.0, render_sources=["bass", "drums"], jobs=1)
+    with pytest.raises(MsttError, match="data.options.soundfonts"):
+        SyntheticAdapter(None, ["bass", "drums"], 8000, SynthDataOptions(soundfont=inverted, soundfonts=[inverted], **base))
+    adapter = SyntheticAdapter(None, ["bass", "drums"], 8000,
+                               SynthDataOptions(soundfonts=[str(default_soundfont()), inverted], **base))
+    names = {stem["plugin_name"] for track in _tracks(adapter.root)
+             for stem in yaml.safe_load((track / "metadata.yaml").read_text())["stems"].values()}
+    assert names == {"TimGM6mb.sf2", "Inverted.sf2"}

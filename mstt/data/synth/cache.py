@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mstt.data.synth.compose import GENERATOR_VERSION
-from mstt.data.synth.generate import check_soundfont, parse_sources, synthesize
+from mstt.data.synth.generate import check_soundfonts, parse_sources, synthesize
 
 COMPLETE = "COMPLETE"  # written last inside the temporary folder: only folders holding it are reused
 
@@ -22,31 +22,37 @@ def cache_root() -> Path:
 
 
 def cache_key(sources: Sequence[str], tracks: int, seconds: float, seed: int, sample_rate: int,
-              soundfont: Path, splits: Sequence[float], extra_instruments: int = 0) -> str:
-    """A short hash of every parameter that changes the set, the soundfont's name and size included."""
+              soundfont: Path | Sequence[Path], splits: Sequence[float], extra_instruments: int = 0) -> str:
+    """A short hash of every parameter that changes the set, the soundfonts' names and sizes included."""
+    fonts = [soundfont] if isinstance(soundfont, Path) else list(soundfont)
     params = {"version": GENERATOR_VERSION, "sources": list(sources), "tracks": int(tracks),
               "seconds": float(seconds), "seed": int(seed), "sample_rate": int(sample_rate),
-              "soundfont": [soundfont.name, soundfont.stat().st_size], "splits": [float(x) for x in splits]}
+              "splits": [float(x) for x in splits]}
+    if len(fonts) == 1:  # the key a one-soundfont set always had
+        params["soundfont"] = [fonts[0].name, fonts[0].stat().st_size]
+    else:
+        params["soundfonts"] = [[f.name, f.stat().st_size] for f in fonts]
     if extra_instruments:  # only when used: caches written before the option keep their keys
         params["extra_instruments"] = int(extra_instruments)
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def ensure_synthetic_set(sources: str | Sequence[str], tracks: int, seconds: float, seed: int,
-                         sample_rate: int, soundfont: str | os.PathLike | None = None, jobs: int | None = None,
+                         sample_rate: int, soundfont: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+                         jobs: int | None = None,
                          splits: Sequence[float] = (0.8, 0.1, 0.1), progress: bool = False,
                          extra_instruments: int = 0) -> Path:
     """The folder of a complete synthetic set with these parameters, generating it on first use."""
     names = parse_sources(sources)
-    font = check_soundfont(soundfont)
+    fonts = check_soundfonts(soundfont)
     root = cache_root() / "synth"
-    final = root / cache_key(names, tracks, seconds, seed, sample_rate, font, splits, extra_instruments)
+    final = root / cache_key(names, tracks, seconds, seed, sample_rate, fonts, splits, extra_instruments)
     if (final / COMPLETE).is_file():
         return final
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=root))
     try:
-        synthesize(tmp, names, tracks, seconds, seed, sample_rate, font, jobs, splits, progress, extra_instruments)
+        synthesize(tmp, names, tracks, seconds, seed, sample_rate, fonts, jobs, splits, progress, extra_instruments)
         (tmp / COMPLETE).write_text("complete\n")
         _publish(tmp, final)
     finally:

@@ -8,11 +8,13 @@ import multiprocessing
 import os
 import shutil
 import time
+import zlib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from mstt.data.synth.compose import GENERATOR_VERSION, SOURCES, compose
@@ -86,6 +88,35 @@ def check_soundfont(soundfont: str | os.PathLike | None) -> Path:
     return path
 
 
+def check_soundfonts(soundfonts: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[Path]:
+    """One or more checked soundfonts (pretty_midi's TimGM6mb.sf2 when none is given); a repeat is an error."""
+    if soundfonts is None or isinstance(soundfonts, (str, os.PathLike)):
+        return [check_soundfont(soundfonts)]
+    fonts = [check_soundfont(f) for f in soundfonts] or [check_soundfont(None)]
+    seen: dict[Path, Path] = {}
+    for font in fonts:
+        if font.resolve() in seen:
+            raise MsttError(f"--soundfont {font}: given twice; list each soundfont once")
+        seen[font.resolve()] = font
+    return fonts
+
+
+def soundfont_params(fonts: Sequence[Path]) -> dict:
+    """The soundfonts as a set's parameters: name and size (a single one keeps the keys sets always had)."""
+    if len(fonts) == 1:
+        return {"soundfont": fonts[0].name, "soundfont_bytes": fonts[0].stat().st_size}
+    return {"soundfonts": [[f.name, f.stat().st_size] for f in fonts]}
+
+
+def stem_soundfonts(fonts: Sequence[str], seed: int, index: int, n_stems: int) -> list[str]:
+    """The soundfont of each stem of track `index`: one at random per stem when there are several, as
+    Slakh2100 renders each stem with its own patch; stem k's choice does not depend on later stems."""
+    if len(fonts) == 1:
+        return [fonts[0]] * n_stems
+    rng = np.random.default_rng([int(seed), int(index), zlib.crc32(b"soundfont")])
+    return [fonts[int(i)] for i in rng.integers(len(fonts), size=n_stems)]
+
+
 def parse_splits(splits: str | Sequence[float]) -> tuple[float, float, float]:
     """Train/validation/test fractions from '0.8,0.1,0.1' or three numbers; normalised to sum to 1."""
     try:
@@ -128,25 +159,28 @@ def _prepare_out(out: Path, params: dict) -> None:
 
 def make_track(job: tuple) -> float:
     """Compose, render and write one track (runs in a worker process); returns its seconds of audio."""
-    final, index, sources, seconds, seed, sample_rate, soundfont, scratch, extra = job
+    final, index, sources, seconds, seed, sample_rate, soundfonts, scratch, extra = job
     arrangement = compose(sources, seconds, seed, index, extra)
     n_samples = int(round(seconds * sample_rate))
-    raw = [render_stem(inst, sample_rate, n_samples, soundfont) for inst in arrangement.instruments]
+    fonts = stem_soundfonts(soundfonts, seed, index, len(arrangement.instruments))
+    raw = [render_stem(inst, sample_rate, n_samples, font) for inst, font in zip(arrangement.instruments, fonts)]
     mix = mix_stems(raw, sample_rate)
     track_id = track_uuid(GENERATOR_VERSION, seed, index, ",".join(sources), seconds, sample_rate)
-    write_track(Path(final), arrangement, mix, sample_rate, Path(soundfont), track_id, Path(scratch))
+    write_track(Path(final), arrangement, mix, sample_rate, [Path(f) for f in fonts], track_id, Path(scratch))
     return n_samples / sample_rate
 
 
 def synthesize(out: str | os.PathLike, sources: str | Sequence[str], tracks: int, seconds: float = 30.0,
-               seed: int = 0, sample_rate: int = 16000, soundfont: str | os.PathLike | None = None,
+               seed: int = 0, sample_rate: int = 16000,
+               soundfont: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
                jobs: int | None = None, splits: str | Sequence[float] = (0.8, 0.1, 0.1),
                progress: bool = True, extra_instruments: int = 0) -> SynthSummary:
     """Write a synthetic set in the Slakh2100 layout under `out`; a rerun with the same options resumes.
 
     ``extra_instruments`` > 0 adds 0..N more stems to each track, each a random GM program: a
     second part of a class (another guitar) or an instrument of no class (organ, brass, reeds,
-    synths), as Slakh2100 songs hold; all are in ``mix.flac``.
+    synths), as Slakh2100 songs hold; all are in ``mix.flac``. ``soundfont`` may list several
+    soundfonts: each stem is rendered with one of them, picked at random (seeded) per stem.
     """
     names = parse_sources(sources)
     if int(tracks) != tracks or tracks < 1:
@@ -160,11 +194,11 @@ def synthesize(out: str | os.PathLike, sources: str | Sequence[str], tracks: int
     if jobs is not None and jobs < 1:
         raise MsttError(f"--jobs {jobs}: need at least 1 worker")
     fractions = parse_splits(splits)
-    font = check_soundfont(soundfont)
+    fonts = check_soundfonts(soundfont)
     out = Path(out).expanduser()
     params = {"generator_version": GENERATOR_VERSION, "sources": names, "tracks": int(tracks),
               "seconds": float(seconds), "seed": int(seed), "sample_rate": int(sample_rate),
-              "soundfont": font.name, "soundfont_bytes": font.stat().st_size, "splits": list(fractions)}
+              **soundfont_params(fonts), "splits": list(fractions)}
     if extra_instruments:  # only when used, so that sets written before the option still resume
         params["extra_instruments"] = int(extra_instruments)
     _prepare_out(out, params)
@@ -173,7 +207,8 @@ def synthesize(out: str | os.PathLike, sources: str | Sequence[str], tracks: int
     for stale in stale_temp_folders(scratch):  # our own leftovers from a killed run
         shutil.rmtree(stale, ignore_errors=True)
     plan = track_plan(int(tracks), fractions)
-    pending = [(str(out / split / name), index, names, float(seconds), int(seed), int(sample_rate), str(font),
+    pending = [(str(out / split / name), index, names, float(seconds), int(seed), int(sample_rate),
+                tuple(str(f) for f in fonts),
                 str(scratch), int(extra_instruments)) for index, split, name in plan if not (out / split / name).is_dir()]
     jobs = max(1, min(jobs or os.cpu_count() or 1, max(len(pending), 1)))
     start = time.perf_counter()

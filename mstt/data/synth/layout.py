@@ -54,10 +54,11 @@ def track_uuid(*parts: object) -> str:
     return uuid.UUID(bytes=digest[:16]).hex
 
 
-def metadata(arrangement: Arrangement, mix: Mix, soundfont: Path, track_id: str) -> dict:
-    """metadata.yaml contents with Slakh's keys; stems S00.. in the arrangement's source order."""
+def metadata(arrangement: Arrangement, mix: Mix, soundfonts: list[Path], track_id: str) -> dict:
+    """metadata.yaml contents with Slakh's keys; stems S00.. in the arrangement's source order, each
+    naming the soundfont that rendered it as its ``plugin_name``."""
     stems = {}
-    for i, (name, inst) in enumerate(zip(arrangement.sources, arrangement.instruments)):
+    for i, (name, inst, soundfont) in enumerate(zip(arrangement.sources, arrangement.instruments, soundfonts)):
         stems[f"S{i:02d}"] = {
             "audio_rendered": True,
             "inst_class": pretty_midi.program_to_instrument_class(inst.program) if name == OTHER else INST_CLASS[name],
@@ -81,7 +82,7 @@ def metadata(arrangement: Arrangement, mix: Mix, soundfont: Path, track_id: str)
     }
 
 
-def write_track(final: Path, arrangement: Arrangement, mix: Mix, sample_rate: int, soundfont: Path,
+def write_track(final: Path, arrangement: Arrangement, mix: Mix, sample_rate: int, soundfonts: list[Path],
                 track_id: str, scratch: Path) -> None:
     """Write one track into a temporary folder under `scratch` and rename it to `final` once complete."""
     # scratch sits outside the split folders, so readers listing a split never see a half-written track.
@@ -95,7 +96,7 @@ def write_track(final: Path, arrangement: Arrangement, mix: Mix, sample_rate: in
         sf.write(tmp / "mix.flac", mix.mix, sample_rate, subtype="PCM_16", format="FLAC")
         arrangement.to_midi().write(str(tmp / "all_src.mid"))
         with open(tmp / "metadata.yaml", "w") as fh:
-            yaml.safe_dump(metadata(arrangement, mix, soundfont, track_id), fh, sort_keys=True)
+            yaml.safe_dump(metadata(arrangement, mix, soundfonts, track_id), fh, sort_keys=True)
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # our own half-written folder, never the user's files

@@ -350,3 +350,17 @@ def test_synth_dataset_takes_several_soundfonts(tmp_path, monkeypatch):
     names = {stem["plugin_name"] for track in _tracks(adapter.root)
              for stem in yaml.safe_load((track / "metadata.yaml").read_text())["stems"].values()}
     assert names == {"TimGM6mb.sf2", "Inverted.sf2"}
+
+
+def test_a_drum_kit_the_soundfont_lacks_falls_back_to_the_standard_kit_quietly(capfd):
+    from mstt.data.synth.render import render_stem
+
+    def kit(program: int) -> pretty_midi.Instrument:
+        inst = pretty_midi.Instrument(program=program, is_drum=True)
+        inst.notes = [pretty_midi.Note(100, p, 0.1 * i, 0.1 * i + 0.1) for i, p in enumerate([36, 38, 42, 36])]
+        return inst
+
+    capfd.readouterr()
+    missing = render_stem(kit(127), 8000, 4000)  # no soundfont has a kit at 127
+    assert "preset" not in capfd.readouterr().err
+    assert np.abs(missing).max() > 0 and np.allclose(missing, render_stem(kit(0), 8000, 4000))

@@ -71,8 +71,10 @@ def render_stem(inst: pretty_midi.Instrument, sample_rate: int, n_samples: int,
             raise MsttError(f"--soundfont {soundfont}: FluidSynth could not load it; pass a valid .sf2 file")
         channel = 9 if inst.is_drum else 0
         if inst.is_drum:
-            if synth.program_select(channel, sfid, 128, inst.program) != 0:
-                synth.program_select(channel, sfid, 128, 0)  # kit missing from this soundfont
+            # A kit this soundfont lacks falls back to the standard kit; asking first keeps FluidSynth
+            # from printing an error line per stem.
+            kit = inst.program if synth.sfpreset_name(sfid, 128, inst.program) is not None else 0
+            synth.program_select(channel, sfid, 128, kit)
         else:
             synth.program_select(channel, sfid, 0, inst.program)
         left = np.zeros(n_samples, np.float32)

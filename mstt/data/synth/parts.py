@@ -1,6 +1,5 @@
-"""Pitched parts of the band: piano (comping, stabs, left-hand riffs + melody), guitar (strums, arpeggios, power
-chords, palm-muted riffs, single-note leads), bass, strings, and the other instruments (organ, brass, reeds,
-synths, ...) that accompany them without being a source."""
+"""Pitched parts of the band: piano (comping + melody), guitar (strums, arpeggios, power chords), bass, strings,
+and the other instruments (organ, brass, reeds, synths, ...) that accompany them without being a source."""
 
 from __future__ import annotations
 
@@ -18,14 +17,6 @@ _RHYTHMS = {
 # Guitar strum patterns in eighth-note slots: D = down stroke, U = up stroke, . = rest (previous strum rings).
 _STRUMS = {4: ["D.D.D.D.", "D.DU.UDU", "D..UD.DU", "D.DUD.DU", "DUDUDUDU", "D...D.D."],
            3: ["D.D.D.", "D.DUDU", "D..UDU", "D.....", "D.DU.U"]}
-
-
-# Riff rhythms for one bar in slots (eighths or sixteenths): x = a short note, . = rest.
-_RIFFS = {4: ["xxxxxxxx", "x.xxx.xx", "xx.xx.x.", "x..x..x.", "x.x.xxx.", "x.xx.xxx"],
-          3: ["xxxxxx", "x.xxx.", "xx.xx.", "x..x.x"]}
-# Note length as a fraction of the written length: legato, detached, staccato. Songs from other sources
-# (tracker and game music especially) play many notes far shorter than the beat.
-_ARTICULATIONS = [1.0, 1.0, 0.6, 0.35]
 
 
 def _pick(rng: np.random.Generator, options: list) -> object:
@@ -48,9 +39,8 @@ def piano_part(song: Song, rng: np.random.Generator, program: int) -> pretty_mid
     lo, hi = program_range(program)
     part = Part(pretty_midi.Instrument(program=program, name="piano"), rng, song, lo, hi)
     beat, bpb = song.beat, song.beats_per_bar
-    comp = _styles(song, rng, ["block", "half", "pulse", "offbeat", "broken", "stabs", "riff"])
+    comp = _styles(song, rng, ["block", "half", "pulse", "offbeat", "broken"])
     melody_on = {lab: rng.random() < 0.75 for lab in comp}
-    riffs = {lab: str(_pick(rng, _RIFFS[bpb])) for lab in comp}
     base = float(rng.uniform(55, 92))
     prev = 60.0
     for chord in song.chords:
@@ -87,14 +77,6 @@ def piano_part(song: Song, rng: np.random.Generator, program: int) -> pretty_mid
             for i, b in enumerate(np.arange(0, n_beats, 0.5)):
                 part.add(arp[i % len(arp)] if (i // len(arp)) % 2 == 0 else arp[-1 - i % len(arp)],
                          chord.start + b * beat, 1.0 * beat, vel * (0.95 if i % 2 == 0 else 0.8))
-        elif style == "stabs":  # short syncopated chords, as a clavinet or electric piano in funk
-            for b in np.arange(0.5, n_beats, 1.0):
-                for p in notes:
-                    part.add(p, chord.start + b * beat, 0.3 * beat, vel * 0.9)
-        elif style == "riff":  # a left-hand single-note riff in the bass register under short chords
-            _riff(part, song, chord, rng, riffs[label], fold(chord.root + 36, max(lo, 33), 47), vel)
-            for p in notes:
-                part.add(p, chord.start, 0.4 * beat, vel * 0.8)
     _melody(part, song, rng, melody_on, base + 10, max(lo, 62), min(hi, 88))
     return part.tidy()
 
@@ -105,7 +87,6 @@ def _melody(part: Part, song: Song, rng: np.random.Generator, on: dict[str, bool
     scale = song.scale_pcs()
     ladder = [p for p in range(lo, hi + 1) if p % 12 in scale]
     rhythms = {lab: _pick(rng, _RHYTHMS[song.beats_per_bar]) for lab in on}
-    articulation = {lab: float(_pick(rng, _ARTICULATIONS)) for lab in on}
     idx = len(ladder) // 2
     for bar in range(song.n_bars):
         section = song.section_of_bar(bar)
@@ -121,25 +102,7 @@ def _melody(part: Part, song: Song, rng: np.random.Generator, on: dict[str, bool
             if onset % 2 == 0:
                 pitch = int(np.clip(nearest_pc(pitch, song.chord_at(t).pcs), lo, hi))
             quiet = 0.45 if rng.random() < 0.06 else 1.0  # the odd soft grace of a phrase
-            part.add(pitch, t, length * song.beat * articulation[section.label], base * section.intensity * quiet)
-
-
-def _riff(part: Part, song: Song, chord: Chord, rng: np.random.Generator, pattern: str, root: int,
-          vel: float) -> None:
-    """A single-note riff over one chord: short notes on the pattern's hits, mostly the root, sometimes
-    its fifth, octave or a scale neighbour; eighths, or sixteenths at slow tempi."""
-    beat = song.beat
-    slot = beat / 4 if song.tempo < 100 else beat / 2
-    scale = song.scale_pcs()
-    slots = int(round((chord.end - chord.start) / slot))
-    for i in range(slots):
-        if pattern[i % len(pattern)] != "x":
-            continue
-        step = int(rng.choice([0, 0, 0, 0, 7, 12, -2, 3]))
-        pitch = root + step if step in (0, 7, 12) else nearest_pc(root + step, scale)
-        pitch = int(np.clip(pitch, part.lo, part.hi))
-        accent = 1.0 if i % len(pattern) == 0 else 0.8
-        part.add(pitch, chord.start + i * slot, slot * float(rng.uniform(0.4, 0.7)), vel * accent)
+            part.add(pitch, t, length * song.beat, base * section.intensity * quiet)
 
 
 def _guitar_shape(chord: Chord, lo: int, hi: int) -> list[int]:
@@ -153,14 +116,12 @@ def _guitar_shape(chord: Chord, lo: int, hi: int) -> list[int]:
 
 
 def guitar_part(song: Song, rng: np.random.Generator, program: int) -> pretty_midi.Instrument:
-    """Strummed chords, fingerpicked arpeggios, palm-muted power chords or single-note riffs in the bass
-    register, or a single-note lead; one style per section label."""
+    """Strummed chords, fingerpicked arpeggios or palm-muted power chords, one style per section label."""
     lo, hi = program_range(program)
     part = Part(pretty_midi.Instrument(program=program, name="guitar"), rng, song, lo, hi)
     beat, bpb = song.beat, song.beats_per_bar
-    styles = _styles(song, rng, ["strum", "strum", "arpeggio", "power", "riff", "lead"])
+    styles = _styles(song, rng, ["strum", "strum", "arpeggio", "power"])
     patterns = {lab: str(_pick(rng, _STRUMS[bpb])) for lab in styles}
-    riffs = {lab: str(_pick(rng, _RIFFS[bpb])) for lab in styles}
     spread = float(rng.uniform(0.006, 0.018))  # seconds between strings within one strum
     base = float(rng.uniform(55, 95))
     low = int(rng.integers(40, 46))
@@ -181,22 +142,17 @@ def guitar_part(song: Song, rng: np.random.Generator, program: int) -> pretty_mi
                 for k, p in enumerate(strings):
                     t = chord.start + i * beat / 2 + k * spread
                     part.add(p, t, length - k * spread, vel * accent * (1.0 - 0.03 * k))
-        elif style == "riff":
-            _riff(part, song, chord, rng, riffs[label], shape[0], vel)
         elif style == "arpeggio":
             order = [0, 2, 3, 4, 3, 2, 1, 3] if len(shape) > 4 else [0, 1, 2, 1]
             for i in range(slots):
                 p = shape[order[i % len(order)] % len(shape)]
                 part.add(p, chord.start + i * beat / 2, 1.5 * beat, vel * (1.0 if i % 2 == 0 else 0.8))
-        elif style == "power":
+        else:
             power = [shape[0], shape[0] + 7, shape[0] + 12]
             for i in range(slots):
                 accent = 1.0 if i % 2 == 0 else 0.7
                 for k, p in enumerate(power):
                     part.add(p, chord.start + i * beat / 2 + k * 0.004, 0.4 * beat, vel * accent)
-    lead = {lab: style == "lead" for lab, style in styles.items()}
-    if any(lead.values()):
-        _melody(part, song, rng, lead, base + 5, max(lo, 52), min(hi, 84))
     return part.tidy()
 
 

@@ -6,9 +6,8 @@ them out; ``ensure_synthetic_set(...)`` does the same once per parameter set und
 ``$MSTT_CACHE/synth/<key>`` and returns the folder. ``mstt synth`` is the command line.
 
 Each track: a tempo (72-168 BPM), 4/4 or 3/4, a key and mode, sections of 4 or 8 bars with their
-own progression; piano (comping, stabs, left-hand riffs + a legato or staccato melody), guitar
-(strums, arpeggios, power chords, palm-muted riffs in the bass register, single-note leads), bass
-(roots, fifths, walking lines), drums (GM kit grooves, ghost notes, fills) and strings (pads, lines,
+own progression; piano (comping + melody), guitar (strums, arpeggios, power chords), bass (roots,
+fifths, walking lines), drums (GM kit grooves, ghost notes, fills) and strings (pads, lines,
 pizzicato, harp, timpani), one random GM program per class; each stem rendered with one soundfont,
 or with one of several picked per stem. Track i of seed s is the same whatever the number of
 workers, and a part does not change when other sources are added or removed.

@@ -104,9 +104,17 @@ def setup(device_spec: str) -> tuple[DistContext, torch.device]:
     return ctx, device
 
 
-def teardown(ctx: DistContext) -> None:
-    """Leave the process group if ``setup`` created it."""
+def teardown(ctx: DistContext, wait_for_others: bool = True) -> None:
+    """Leave the process group if ``setup`` created it; after a normal finish, only once every rank has.
+
+    Without the barrier a rank that finishes first (rank 1: it writes no checkpoint) destroys its
+    gloo group while rank 0 is still saving; the two-process test's rank 1 died twice in full test
+    runs with SIGABRT ("terminate called without an active exception"), which this race would
+    explain. After an error the other ranks may be gone, so a failing rank does not wait for them.
+    """
     if ctx.owns_group and dist.is_initialized():
+        if wait_for_others:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -133,6 +133,7 @@ def train(
     ctx, device = D.setup(t.device)
     logs = None
     bar = None
+    clean = False  # set just before returning: only then may teardown wait for the other ranks
     try:
         state = _State(best={"metric": t.monitor, "value": None, "step": None})
         saved = None
@@ -151,6 +152,7 @@ def train(
             if saved["finished"] and _limits_reached(state, config):
                 if ctx.is_main:
                     print(f"{out} holds a finished run (step {state.step}, {state.stopped}); nothing to train", flush=True)
+                clean = True
                 return TrainResult(best_path, last_path, state.step, "finished_before", state.history)
         D.barrier(ctx)  # every rank has read last.pt before rank 0 may replace it
 
@@ -329,13 +331,14 @@ def train(
             state.stopped = stopped = "interrupted"
             bar.write(f"interrupted at step {state.step}; saving {last_path}")
             save(finished=False, improved=False)
+        clean = True
         return TrainResult(best_path, last_path, state.step, stopped, state.history)
     finally:
         if bar is not None:
             bar.close()
         if logs is not None:
             logs.close()
-        D.teardown(ctx)
+        D.teardown(ctx, wait_for_others=clean)
 
 
 def _kept(last_path: Path, step: int | None) -> str:

@@ -51,11 +51,15 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     # must overwrite it.
     procs = mp.spawn(_worker, args=(2, _free_port(), str(tmp_path / "ddp"), str(report)), nprocs=2, join=False)
     deadline = time.monotonic() + 120
-    while not procs.join(timeout=5):
-        if time.monotonic() > deadline:
-            for p in procs.processes:
-                p.kill()
-            pytest.fail("distributed training did not finish in 120 s")
+    try:
+        while not procs.join(timeout=5):
+            if time.monotonic() > deadline:
+                for p in procs.processes:
+                    p.kill()
+                pytest.fail("distributed training did not finish in 120 s")
+    except mp.ProcessExitedException as exc:
+        # Say whether the rank died inside train() or after it returned (at teardown or exit).
+        pytest.fail(f"{exc}; reports written: {sorted(p.name for p in report.iterdir())}")
 
     ranks = [json.loads((report / f"rank{r}.json").read_text()) for r in range(2)]
     assert all(r["step"] == STEPS and r["stopped"] == "max_steps" for r in ranks)

@@ -203,7 +203,11 @@ def test_several_soundfonts_render_each_stem_with_one_of_them(tmp_path, capsys):
     # the cache tells one-soundfont sets from many-soundfont ones; one soundfont keeps the key it had
     fonts = synth_cache.check_soundfonts([default_soundfont(), inverted])
     one = synth_cache.cache_key(["bass"], 3, 1.0, 0, 8000, fonts[:1], (0.8, 0.1, 0.1))
-    assert one == synth_cache.cache_key(["bass"], 3, 1.0, 0, 8000, fonts[0], (0.8, 0.1, 0.1))
+    assert one != synth_cache.cache_key(["bass"], 3, 1.0, 0, 8000, fonts[1:], (0.8, 0.1, 0.1))
+    fixed = tmp_path / "Any.sf2"  # name and size are what the key reads
+    fixed.write_bytes(b"x" * 1000)
+    # what cache_key gave for this set before soundfonts could be several: users' caches keep their keys
+    assert synth_cache.cache_key(["bass"], 3, 1.0, 0, 8000, [fixed], (0.8, 0.1, 0.1)) == "b46dbfd2f6d71097"
     assert one != synth_cache.cache_key(["bass"], 3, 1.0, 0, 8000, fonts, (0.8, 0.1, 0.1))
     err = _error(capsys, ["synth", "--tracks", "3", "--out", str(tmp_path / "twice"), "--no-progress",
                           "--soundfont", str(inverted), "--soundfont", str(inverted)])

@@ -22,9 +22,8 @@ def cache_root() -> Path:
 
 
 def cache_key(sources: Sequence[str], tracks: int, seconds: float, seed: int, sample_rate: int,
-              soundfont: Path | Sequence[Path], splits: Sequence[float], extra_instruments: int = 0) -> str:
+              fonts: Sequence[Path], splits: Sequence[float], extra_instruments: int = 0) -> str:
     """A short hash of every parameter that changes the set, the soundfonts' names and sizes included."""
-    fonts = [soundfont] if isinstance(soundfont, Path) else list(soundfont)
     params = {"version": GENERATOR_VERSION, "sources": list(sources), "tracks": int(tracks),
               "seconds": float(seconds), "seed": int(seed), "sample_rate": int(sample_rate),
               "splits": [float(x) for x in splits]}

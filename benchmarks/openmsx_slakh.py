@@ -12,6 +12,17 @@ and several stems of one class. It is written without mstt's synth code: ``test/
 with ``mix.flac``, ``stems/Sxx.flac``, ``MIDI/Sxx.mid``, ``all_src.mid`` and ``metadata.yaml``
 as Slakh2100-redux publishes them; the mixture is the sum of the stems (one gain for all).
 Track ids start at 01876, Slakh2100's first test id, so the layout reads as a partial ``orig``.
+
+``--midi-dir`` renders any other folder of GM MIDI files the same way. Slakh2100 itself was
+rendered from the Lakh MIDI dataset (pop and rock songs transcribed by hobbyists); the closest
+such songs that can be fetched here are the 12 multitrack test files that miditok ships in its
+source distribution on PyPI (Lakh-style arrangements of "Mr. Blue Sky", "Aicha", "Funkytown"
+and others, two of them named by an MD5 as Lakh MIDI files are), rendered whole (``--seconds 0``)::
+
+    pip download --no-deps --no-binary :all: miditok==3.1.0 -d /tmp/mididl
+    tar xzf /tmp/mididl/miditok-3.1.0.tar.gz -C /tmp/mididl miditok-3.1.0/tests/MIDIs_multitrack
+    .venv/bin/python benchmarks/openmsx_slakh.py --midi-dir /tmp/mididl/miditok-3.1.0/tests/MIDIs_multitrack \
+        --seconds 0 --out /tmp/pop_slakh
 """
 
 from __future__ import annotations
@@ -97,7 +108,7 @@ def write_track(job: tuple[Path, Path, str, int, float | None, Path]) -> str:
     meta = {
         "UUID": uuid.uuid5(uuid.NAMESPACE_URL, midi_path.name).hex,
         "audio_dir": "stems",
-        "lmd_midi_dir": f"openmsx/{midi_path.name}",
+        "lmd_midi_dir": f"{midi_path.parent.name}/{midi_path.name}",
         "midi_dir": "MIDI",
         "normalization_factor": -13.0,
         "normalized": True,

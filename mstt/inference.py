@@ -26,6 +26,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.signal import resample_poly
 from tqdm.auto import tqdm
 
+from mstt.data.classes import is_instrument
 from mstt.decode import notes_to_midi, roll_to_notes
 from mstt.errors import MsttError
 from mstt.evaluate.inference import (
@@ -271,7 +272,8 @@ class Separator:
                     buf, buf_start = buf[cut:], buf_start + cut
                 bar.update(1)
         roll = frames.pop("roll", None)
-        rolls = {s: roll[j] for j, s in enumerate(self.sources)} if roll is not None else {}
+        # OTHER is separated, never transcribed: no roll, no MIDI track (mstt.data.classes.OTHER)
+        rolls = {s: roll[j] for j, s in enumerate(self.sources) if is_instrument(s)} if roll is not None else {}
         notes = self.transcribe(roll, frames, threshold) if roll is not None else None
         empty = {name: np.zeros(0, np.float32) for name in names or []}
         return SeparationResult(empty, rolls, notes, sample_rate, self.frame_rate, messages + list(self.messages))
@@ -288,7 +290,7 @@ class Separator:
             notes = [roll_to_notes(roll[j], self.frame_rate, threshold, self.min_frames,
                                    onset_probabilities=onset[j] if onset is not None else None)
                      for j in range(len(self.sources))]
-        return notes_to_midi({s: notes[j] for j, s in enumerate(self.sources)})
+        return notes_to_midi({s: notes[j] for j, s in enumerate(self.sources) if is_instrument(s)})
 
 
 def iter_blocks(x: np.ndarray, size: int = BLOCK) -> Iterator[np.ndarray]:

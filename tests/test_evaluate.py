@@ -308,3 +308,17 @@ def test_a_head_registered_with_decode_reads_the_notes(test_set):
     assert len(calls) == 2 and calls[0][:2] == ((3, 88, 1 + 2 * SR // HOP),) * 2
     assert calls[0][2:] == (SR / HOP, 0.3, 1)
     assert m["transcription"]["piano"]["onset"]["f1"] < 0.5  # the decoder's single note, not the oracle roll
+
+
+def test_the_other_source_has_a_separation_row_but_no_share_of_the_means():
+    from mstt.evaluate.scores import ScoreBook
+
+    book = ScoreBook(["piano", "guitar", "other"])
+    book.add_separation({"si_sdri": torch.tensor([[2.0, 4.0, -10.0]])}, torch.zeros(1, 3, dtype=torch.bool))
+    for source in ("piano", "guitar"):
+        book.add_transcription(source, {"onset": {"precision": 1.0, "recall": 0.5, "f1": 0.6}})
+    book.count_transcription()
+    separation = book.separation_block()
+    assert separation["other"]["si_sdri"] == -10.0 and separation["mean"]["si_sdri"] == 3.0
+    transcription = book.transcription_block()
+    assert "other" not in transcription and transcription["mean"]["onset"]["f1"] == 0.6

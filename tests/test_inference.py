@@ -116,6 +116,19 @@ def test_load_and_separate_a_stereo_recording(checkpoint):
     assert "resampled 22050 Hz" in result.messages[1]
 
 
+def test_the_other_source_is_a_stem_without_roll_or_midi_track(tmp_path):
+    config = tiny_recipe(extra=("data.sources=[piano,guitar,other]",))
+    model = build_model(config)
+    payload = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_FORMAT_VERSION, "mstt_version": mstt.__version__,
+               "plugins": dict(get_registry().plugin_versions), "recipe": OmegaConf.to_container(config, resolve=True),
+               "model": model.state_dict(), "step": 1}
+    save_checkpoint(payload, tmp_path / "other.pt")
+    result = mstt.load(tmp_path / "other.pt", device="cpu").separate(tones(2.0, 8000), 8000)
+    assert list(result.stems) == ["piano", "guitar", "other"]
+    assert list(result.rolls) == ["piano", "guitar"]
+    assert [i.name for i in result.notes.instruments] == ["piano", "guitar"]
+
+
 def test_accepts_tensors_and_samples_by_channels(checkpoint):
     separator = mstt.load(checkpoint, device="cpu")
     x = tones(1.0, 8000)

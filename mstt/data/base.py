@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mstt.data.audio import AudioCache, AudioError, CachedAudio, fit_length, read_audio
+from mstt.data.classes import is_instrument
 from mstt.data.targets import MIN_VELOCITY, n_frames, stacked_rolls, window_notes
 from mstt.errors import DataError
 
@@ -309,7 +310,8 @@ class TrainingDataset(Dataset):
     def _has_silent(self, track: Track, item: dict[str, Any]) -> bool:
         """Whether a source the track holds is silent in this crop."""
         peaks = item["sources"].abs().amax(dim=1)
-        present = [i for i, s in enumerate(self.adapter.sources) if track.stems.get(s)]
+        # OTHER is sparse (an organ that plays one verse): its silence is no reason to redraw.
+        present = [i for i, s in enumerate(self.adapter.sources) if track.stems.get(s) and is_instrument(s)]
         return bool(present) and bool((peaks[present] < self.adapter.silence_threshold).any())
 
 

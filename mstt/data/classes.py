@@ -25,6 +25,20 @@ DEFAULT_CLASSES: dict[str, SourceClass] = {
 }
 
 
+# The catch-all source (Demucs' "other" stem): when a recipe lists it among its sources it owns
+# every stem that no other source of the recipe owns (organ, brass, reeds, synths, choir, and the
+# classes the recipe leaves out). A song from outside the training set holds such instruments;
+# without a source of their own the masks, which sum to 1, must hand them to piano or strings.
+# It is separated and scored, but never transcribed (a roll of every remaining instrument at once
+# is no one's part) and left out of the instrument averages.
+OTHER = "other"
+
+
+def is_instrument(source: str) -> bool:
+    """Whether ``source`` is an instrument class (transcribed, in the averages), i.e. not :data:`OTHER`."""
+    return source != OTHER
+
+
 def class_of(program: int, is_drum: bool, classes: dict[str, SourceClass] = DEFAULT_CLASSES) -> str | None:
     """The class a stem belongs to, or None when no class claims it."""
     for cls in classes.values():

@@ -22,6 +22,9 @@ The mixture file (``mix.flac``/``mix.wav``) is not read: each example's mixture 
 the recipe's sources, so that a piano+guitar recipe hears only piano and guitar. With the option
 ``mix_other_stems`` every other rendered stem is added as accompaniment (Track.stems[ACCOMPANIMENT]),
 which makes the mixture the published one and teaches a model to leave other instruments out.
+With ``other`` among the recipe's sources every rendered stem no other source owns is that
+source's audio instead (no notes): the mixture is the published one, and the model learns where
+the rest of a song goes rather than to hide it in the instruments (see mstt.data.classes.OTHER).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import yaml
 
 from mstt.data.audio import AudioError, probe, resampled_length
 from mstt.data.base import ACCOMPANIMENT, SPLITS, DatasetAdapter, Track
-from mstt.data.classes import DEFAULT_CLASSES, SourceClass, class_of
+from mstt.data.classes import DEFAULT_CLASSES, OTHER, SourceClass, class_of, is_instrument
 from mstt.data.targets import sort_notes
 from mstt.errors import DataError
 
@@ -185,12 +188,17 @@ class SlakhAdapter(DatasetAdapter):
             silence_threshold=options.silence_threshold,
         )
         self.options = options
-        self.classes = source_classes(dict(options.class_programs))
-        unknown = [s for s in self.sources if s not in self.classes]
-        if unknown or not self.sources:
+        if OTHER in options.class_programs:
             raise DataError(
-                f"{self.root}: unknown source(s) {', '.join(unknown) or '(none given)'}; sources are "
-                f"{', '.join(self.classes)} (recipes can add classes with the option class_programs)"
+                f"{self.root}: data.options.class_programs.{OTHER}: '{OTHER}' is the source of every stem no "
+                f"other source owns and takes no programs; give your class another name"
+            )
+        self.classes = source_classes(dict(options.class_programs))
+        unknown = [s for s in self.sources if s not in self.classes and s != OTHER]
+        if unknown or not [s for s in self.sources if is_instrument(s)]:
+            raise DataError(
+                f"{self.root}: unknown source(s) {', '.join(unknown) or '(no instrument given)'}; sources are "
+                f"{', '.join(self.classes)} and {OTHER} (recipes can add classes with the option class_programs)"
             )
         self.layout, pairs = find_tracks(self.root, options.split_layout)
         for split, path in pairs:
@@ -227,7 +235,7 @@ class SlakhAdapter(DatasetAdapter):
         meta = self._metadata(path)
         audio_dir = path / str(meta.get("audio_dir") or "stems")
         midi_dir = path / str(meta.get("midi_dir") or "MIDI")
-        stems: dict[str, list[tuple[Path, Path]]] = {s: [] for s in self.sources}
+        stems: dict[str, list[tuple[Path, Path | None]]] = {s: [] for s in self.sources}
         others: list[Path] = []
         for stem_id, stem in sorted(meta["stems"].items()):
             if not (stem["audio_rendered"] and stem["midi_saved"]):
@@ -237,6 +245,8 @@ class SlakhAdapter(DatasetAdapter):
             except (TypeError, ValueError) as exc:
                 raise _Skip("bad metadata.yaml", f"stem {stem_id} program_num {stem['program_num']!r}") from exc
             cls = class_of(program, bool(stem["is_drum"]), self.classes)
+            if cls not in stems and OTHER in stems:
+                cls = OTHER  # the catch-all source owns it (audio only: OTHER is not transcribed)
             if cls not in stems and not self.options.mix_other_stems:
                 continue
             audio = next((audio_dir / f"{stem_id}{s}" for s in AUDIO_SUFFIXES if (audio_dir / f"{stem_id}{s}").exists()), None)
@@ -245,19 +255,22 @@ class SlakhAdapter(DatasetAdapter):
             if cls not in stems:
                 others.append(audio)  # no notes needed: nothing is transcribed from it
                 continue
+            if cls == OTHER:
+                stems[cls].append((audio, None))
+                continue
             midi = midi_dir / f"{stem_id}.mid"
             if not midi.exists():
                 raise _Skip("missing stem MIDI", f"{midi_dir.name}/{stem_id}.mid")
             stems[cls].append((audio, midi))
-        notes = {s: self._notes([m for _, m in pairs]) for s, pairs in stems.items()}
-        for source in self.sources:
+        notes = {s: self._notes([m for _, m in pairs if m is not None]) for s, pairs in stems.items()}
+        for source in filter(is_instrument, self.sources):  # a song without unclassed stems is still whole
             if stems[source] and len(notes[source]) == 0:
                 if self.options.require_all_sources:
                     raise _Skip(f"no notes for source '{source}'", ", ".join(m.name for _, m in stems[source]))
                 stems[source] = []  # audio without notes would teach wrong targets: leave it out
             if not stems[source] and self.options.require_all_sources:
                 raise _Skip(f"lacks source '{source}'")
-        if not any(stems.values()):
+        if not any(stems[s] for s in self.sources if is_instrument(s)):
             raise _Skip("holds none of the sources", ", ".join(self.sources))
         files = {s: tuple(a for a, _ in pairs) for s, pairs in stems.items()}
         if others:

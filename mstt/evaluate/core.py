@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from mstt.data.classes import DEFAULT_CLASSES
+from mstt.data.classes import DEFAULT_CLASSES, is_instrument
 from mstt.decode import roll_to_notes
 from mstt.errors import MsttError
 from mstt.evaluate.inference import Estimates, infer
@@ -259,6 +259,8 @@ class _Evaluator:
                 # No note list: read the reference roll as notes (exact on the frame grid).
                 references = [roll_to_notes(r, self.frame_rate, 0.5, 1) for r in torch.as_tensor(item["roll"])]
             for s, source in enumerate(self.sources):
+                if not is_instrument(source):
+                    continue  # OTHER is separated only: its rolls are trained to silence
                 scores = self.transcription(references[s], estimated[s], self.frame_rate, is_drum=source in drums)
                 self.book.add_transcription(source, scores)
             self.book.count_transcription()

@@ -3,7 +3,9 @@
 Averages are NaN-aware: a value that is NaN (a silent reference source, or a transcription
 pair where neither side has a note) is left out of the mean rather than counted as 0 or 1.
 A source whose every value is NaN reports ``null``. The ``mean`` block is the mean over
-sources of the per-source means (each instrument counts once, as the paper's averages do).
+sources of the per-source means (each instrument counts once, as the paper's averages do);
+the catch-all source ``other`` is reported on its own row but is no instrument, so it is left
+out of the means (and never transcribed: it has no transcription row).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections import defaultdict
 
 import numpy as np
 import torch
+
+from mstt.data.classes import is_instrument
 
 LEVELS = ("frame", "onset", "onset_offset")
 PRF = ("precision", "recall", "f1")
@@ -32,6 +36,7 @@ class ScoreBook:
 
     def __init__(self, sources: list[str]) -> None:
         self.sources = list(sources)
+        self.instruments = [s for s in self.sources if is_instrument(s)]  # what the means average
         self.separation: dict[str, dict[str, list[float]]] = {s: defaultdict(list) for s in self.sources}
         self.transcription: dict[str, dict[str, dict[str, list[float]]]] = {
             s: defaultdict(lambda: defaultdict(list)) for s in self.sources
@@ -70,7 +75,7 @@ class ScoreBook:
         for source in self.sources:
             block[source] = {name: _mean(values) for name, values in self.separation[source].items()}
             names += [n for n in block[source] if n not in names]
-        block["mean"] = {name: _mean([block[s].get(name) for s in self.sources]) for name in names}
+        block["mean"] = {name: _mean([block[s].get(name) for s in self.instruments]) for name in names}
         return block
 
     def transcription_block(self) -> dict[str, dict[str, dict[str, float | None]]] | None:
@@ -78,7 +83,7 @@ class ScoreBook:
         if not self.scored_transcription:
             return None
         block: dict[str, dict[str, dict[str, float | None]]] = {}
-        for source in self.sources:
+        for source in self.instruments:
             levels = self.transcription[source]
             block[source] = {
                 level: {key: _mean(levels[level][key]) for key in PRF} for level in LEVELS if level in levels
@@ -86,7 +91,7 @@ class ScoreBook:
         mean: dict[str, dict[str, float | None]] = {}
         for level in LEVELS:
             # Drums have no onset_offset: that mean is over the sources that do.
-            having = [block[s][level] for s in self.sources if level in block[s]]
+            having = [block[s][level] for s in self.instruments if level in block[s]]
             if having:
                 mean[level] = {key: _mean([h[key] for h in having]) for key in PRF}
         block["mean"] = mean

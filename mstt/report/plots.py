@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from mstt.data.classes import is_instrument
 from mstt.evaluate.core import ReportExample
 
 LOWEST_KEY = 21
@@ -109,12 +110,12 @@ def rolls_figure(example: ReportExample, path: Path) -> Path | None:
     frames = example.est_roll.shape[-1]
     seconds = frames * example.hop_length / example.sample_rate
     extent = (0.0, seconds, LOWEST_KEY - 0.5, LOWEST_KEY + 87.5)
-    rows = len(example.sources)
-    fig = Figure(figsize=(10, 2.2 * rows), dpi=DPI, layout="constrained")
-    axes = fig.subplots(rows, 2, squeeze=False)
-    for j, source in enumerate(example.sources):
+    shown = [(j, s) for j, s in enumerate(example.sources) if is_instrument(s)]  # OTHER is not transcribed
+    fig = Figure(figsize=(10, 2.2 * len(shown)), dpi=DPI, layout="constrained")
+    axes = fig.subplots(len(shown), 2, squeeze=False)
+    for row, (j, source) in enumerate(shown):
         for col, (label, roll) in enumerate((("estimated", example.est_roll), ("reference", example.ref_roll))):
-            ax = axes[j, col]
+            ax = axes[row, col]
             ax.imshow(roll[j], origin="lower", aspect="auto", extent=extent, cmap="gray_r", vmin=0, vmax=1,
                       interpolation="nearest")
             ax.set_title(f"{source}: {label} roll", fontsize="small")

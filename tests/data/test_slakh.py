@@ -117,6 +117,29 @@ def test_mix_other_stems_puts_every_other_rendered_stem_in_the_mixture_only(slak
     assert not torch.allclose(crop["mixture"], crop["sources"].sum(0))
 
 
+def test_other_source_owns_every_stem_no_other_source_owns_and_has_no_notes(slakh: Path) -> None:
+    adapter = SlakhAdapter(slakh, ["piano", "guitar", "other"], SR, SlakhOptions())
+    item = adapter.evaluation_dataset("test", HOP, None)[0]
+    track = "test/Track01876"
+    rest = sum(stem(slakh, track, sid) for sid in ("S03", "S04", "S05", "S06"))  # bass drums strings organ
+    np.testing.assert_allclose(item["sources"][2].numpy(), rest, atol=1e-3)
+    assert torch.equal(item["mixture"], item["sources"].sum(0))  # the published mixture, every part owned
+    assert item["roll"][2].sum() == 0 and item["onset"][2].sum() == 0 and len(item["notes"][2]) == 0
+    assert len(item["notes"][1]) > 0
+    # A track with nothing left for "other" is still whole: "other" is never required.
+    only_piano_guitar = SlakhAdapter(slakh, ["piano", "bass", "other"], SR, SlakhOptions())
+    assert "Track00006" in {t.name for t in only_piano_guitar.tracks("train")}
+    crop = only_piano_guitar.training_dataset("train", 1.0, HOP, seed=0)[0]
+    assert crop["sources"].shape[0] == 3
+
+
+def test_other_cannot_be_given_programs(slakh: Path) -> None:
+    with pytest.raises(DataError, match=r"class_programs\.other: 'other' is the source of every stem"):
+        SlakhAdapter(slakh, ["piano", "other"], SR, SlakhOptions(class_programs={"other": [16]}))
+    with pytest.raises(DataError, match="no instrument given"):
+        SlakhAdapter(slakh, ["other"], SR, SlakhOptions())
+
+
 def test_targets_align_with_stem_midi(slakh: Path) -> None:
     adapter = SlakhAdapter(slakh, ["piano", "guitar"], SR, SlakhOptions())
     item = adapter.evaluation_dataset("test", HOP, None)[0]

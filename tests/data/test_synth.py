@@ -330,6 +330,13 @@ def test_synth_dataset_takes_several_soundfonts(tmp_path, monkeypatch):
     names = {stem["plugin_name"] for track in _tracks(adapter.root)
              for stem in yaml.safe_load((track / "metadata.yaml").read_text())["stems"].values()}
     assert names == {"TimGM6mb.sf2", "Inverted.sf2"}
+    with pytest.raises(MsttError, match="lists 'other' but data.options.extra_instruments is 0"):
+        SyntheticAdapter(None, ["bass", "other"], 8000, SynthDataOptions(**base))
+    # With extra parts, "other" owns what bass does not (drums, and any organ or synth).
+    other = SyntheticAdapter(None, ["bass", "other"], 8000, SynthDataOptions(extra_instruments=2, **base))
+    item = other.evaluation_dataset("test", 64, None)[0]
+    assert item["sources"].shape[0] == 2 and float(item["sources"][1].abs().max()) > 0.01
+    assert item["roll"][1].sum() == 0
 
 
 def test_a_drum_kit_the_soundfont_lacks_falls_back_to_the_standard_kit_quietly(capfd):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pretty_midi
 
-from mstt.data.classes import DEFAULT_CLASSES, class_of
+from mstt.data.classes import DEFAULT_CLASSES, OTHER, class_of
 from mstt.data.synth.drums import drum_part
 from mstt.data.synth.harmony import Song, make_song
 from mstt.data.synth.parts import OTHER_PROGRAMS, bass_part, guitar_part, other_part, piano_part, strings_part
@@ -24,7 +24,6 @@ PART_WRITERS: dict[str, Callable[[Song, np.random.Generator, int], pretty_midi.I
     "strings": strings_part,
 }
 SOURCES: tuple[str, ...] = ("piano", "guitar", "bass", "drums", "strings")
-OTHER = "other"  # an arrangement's name for an accompanying instrument that is no source
 # Programs of extra parts: a second part of a class (another guitar or bass, a harp over the strings) or an
 # instrument of no class (organ, brass, reeds, synths). Drums stay one kit.
 EXTRA_PROGRAMS: tuple[int, ...] = tuple(sorted(

@@ -14,7 +14,8 @@ import pretty_midi
 import soundfile as sf
 import yaml
 
-from mstt.data.synth.compose import OTHER, Arrangement
+from mstt.data.classes import OTHER
+from mstt.data.synth.compose import Arrangement
 from mstt.data.synth.render import NORMALIZATION_DB, TARGET_PEAK_DB, Mix
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")

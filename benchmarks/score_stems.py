@@ -9,10 +9,11 @@
 For each source the reference is the sum of the track's rendered stems of that class (programs
 as mstt's adapters map them); the table gives SI-SDR of the estimated stem and of the mixture
 against it, and their difference (SI-SDRi: > 0 means the stem beats the mixture). Sources the
-track lacks are left out (SI-SDR is undefined for a silent reference).
+track lacks are left out (SI-SDR is undefined for a silent reference). A model trained with the
+catch-all source writes other.wav, scored against the sum of the stems of no class.
 
 ``--where`` adds where each stem's content came from: the least-squares weights of the stem
-over the class references and the rest of the mixture ("other": stems of no class), e.g.
+over the class references and ``other`` (the sum of the stems of no class), e.g.
 "drums: guitar 0.38" means the drums stem holds 38% of the guitar's amplitude.
 """
 
@@ -30,11 +31,14 @@ from torchmetrics.functional.audio import scale_invariant_signal_distortion_rati
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mstt.data.classes import DEFAULT_CLASSES, class_of  # noqa: E402
+from mstt.data.classes import DEFAULT_CLASSES, OTHER, class_of  # noqa: E402
 
 
 def references(track: Path, length: int) -> tuple[dict[str, np.ndarray], int]:
-    """Per-class sums of the track's rendered stems (trimmed or padded to ``length``), and their rate."""
+    """Per-class sums of the track's rendered stems (trimmed or padded to ``length``), and their rate.
+
+    Stems of no class are summed into ``other``: the reference of a model's other.wav.
+    """
     meta = yaml.safe_load((track / "metadata.yaml").read_text())
     audio_dir = track / str(meta.get("audio_dir") or "stems")
     sums: dict[str, np.ndarray] = {}
@@ -42,9 +46,7 @@ def references(track: Path, length: int) -> tuple[dict[str, np.ndarray], int]:
     for stem_id, stem in sorted(meta["stems"].items()):
         if not stem.get("audio_rendered"):
             continue
-        name = class_of(int(stem["program_num"]), bool(stem["is_drum"]), DEFAULT_CLASSES)
-        if name is None:
-            continue
+        name = class_of(int(stem["program_num"]), bool(stem["is_drum"]), DEFAULT_CLASSES) or OTHER
         audio, rate = sf.read(str(audio_dir / f"{stem_id}.flac"), dtype="float64", always_2d=True)
         audio = audio.mean(1)[:length]
         sums.setdefault(name, np.zeros(length))[: len(audio)] += audio
@@ -63,6 +65,8 @@ def score_track(track: Path, stems: Path) -> tuple[dict[str, tuple[float, float]
     estimates: dict[str, np.ndarray] = {}
     for name, ref in refs.items():
         path = stems / f"{name}.wav"
+        if not path.exists() and name == OTHER:
+            continue  # a model without the catch-all source: the unclassed stems are its mixture's rest
         if not path.exists():
             scores[name] = None
             continue
@@ -125,8 +129,8 @@ def score_set(split: Path, separated: Path) -> int:
 
 def print_where(estimates: dict[str, np.ndarray], refs: dict[str, np.ndarray], mix: np.ndarray) -> None:
     """Each stem as a least-squares combination of the references and the unclassed rest."""
-    names = [*refs, "other"]
-    basis = np.stack([*refs.values(), mix - sum(refs.values())], axis=1)
+    names = list(refs)  # "other" among them when the track holds stems of no class
+    basis = np.stack(list(refs.values()), axis=1)
     print("weights of each stem over the references (1.0 = all of that reference, 0 = none):")
     print(f"{'stem':8} " + " ".join(f"{n:>8}" for n in names))
     for name, est in estimates.items():

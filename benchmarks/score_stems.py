@@ -54,7 +54,7 @@ def references(track: Path, length: int) -> tuple[dict[str, np.ndarray], int]:
 
 
 def score_track(track: Path, stems: Path) -> tuple[dict[str, tuple[float, float] | None], dict[str, np.ndarray],
-                                                   dict[str, np.ndarray], np.ndarray]:
+                                                   dict[str, np.ndarray]]:
     """Per source present in ``track``: (SI-SDR of the stem, of the mixture), None when no stem file."""
     mix, mix_rate = sf.read(str(track / "mix.flac"), dtype="float64", always_2d=True)
     mix = mix.mean(1)
@@ -75,7 +75,7 @@ def score_track(track: Path, stems: Path) -> tuple[dict[str, tuple[float, float]
         n = min(len(est), len(ref))
         r = torch.from_numpy(ref[:n])
         scores[name] = (float(si_sdr(torch.from_numpy(est[:n]), r)), float(si_sdr(torch.from_numpy(mix[:n]), r)))
-    return scores, estimates, refs, mix
+    return scores, estimates, refs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.set:
         return score_set(args.track, args.stems)
-    scores, estimates, refs, mix = score_track(args.track, args.stems)
+    scores, estimates, refs = score_track(args.track, args.stems)
     worse = 0
     print(f"{'source':8} {'SI-SDR stem':>12} {'SI-SDR mix':>11} {'SI-SDRi':>8}")
     for name, pair in scores.items():
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         worse += stem <= base
         print(f"{name:8} {stem:>12.2f} {base:>11.2f} {stem - base:>8.2f}")
     if args.where:
-        print_where(estimates, refs, mix)
+        print_where(estimates, refs)
     return 1 if worse else 0
 
 
@@ -127,9 +127,9 @@ def score_set(split: Path, separated: Path) -> int:
     return 0
 
 
-def print_where(estimates: dict[str, np.ndarray], refs: dict[str, np.ndarray], mix: np.ndarray) -> None:
-    """Each stem as a least-squares combination of the references and the unclassed rest."""
-    names = list(refs)  # "other" among them when the track holds stems of no class
+def print_where(estimates: dict[str, np.ndarray], refs: dict[str, np.ndarray]) -> None:
+    """Each stem as a least-squares combination of the references (``other`` among them)."""
+    names = list(refs)
     basis = np.stack(list(refs.values()), axis=1)
     print("weights of each stem over the references (1.0 = all of that reference, 0 = none):")
     print(f"{'stem':8} " + " ".join(f"{n:>8}" for n in names))

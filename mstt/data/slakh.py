@@ -195,7 +195,7 @@ class SlakhAdapter(DatasetAdapter):
             )
         self.classes = source_classes(dict(options.class_programs))
         unknown = [s for s in self.sources if s not in self.classes and s != OTHER]
-        if unknown or not [s for s in self.sources if is_instrument(s)]:
+        if unknown or not any(map(is_instrument, self.sources)):
             raise DataError(
                 f"{self.root}: unknown source(s) {', '.join(unknown) or '(no instrument given)'}; sources are "
                 f"{', '.join(self.classes)} and {OTHER} (recipes can add classes with the option class_programs)"

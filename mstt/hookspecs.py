@@ -64,6 +64,11 @@ def mstt_register_heads(register: Register) -> None:
     ``[onset_s, offset_s, midi_pitch, velocity]`` per source returned (see
     :func:`mstt.decode.notes.roll_to_notes`). The onset head of ``plugins/mstt-onset-head``
     uses it to split and sharpen notes at detected onsets.
+
+    ``frame_local=True`` declares that the head's output at frame t depends on trunk frame t
+    alone (a per-frame layer, as all built-in heads are). Such a head may be trained on a
+    random subset of frames each step (``model.heads.<key>.train_frames`` below 1), which
+    makes a head with a large output, like deep clustering's embedding, cheaper to train.
     """
 
 

@@ -60,6 +60,9 @@ class HeadConfig:
     loss: Optional[str] = None  # None: the head's default loss
     options: Dict[str, Any] = field(default_factory=dict)
     loss_options: Dict[str, Any] = field(default_factory=dict)
+    # Fraction of frames the head's loss sees per training step (a fresh random subset each
+    # step; inference always uses every frame). Below 1 only for heads registered frame_local.
+    train_frames: float = 1.0
 
 
 @dataclass
@@ -106,7 +109,10 @@ class TrainerConfig:
     monitor: str = "loss"  # validation metric that picks best.pt
     monitor_mode: str = "min"  # min | max
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
+    # auto: bf16 autocast on CUDA and on CPUs with native bf16 (avx512_bf16 / AMX), else fp32;
+    # bf16 or fp32 force it. Weights, optimizer state and checkpoints stay float32 either way.
+    precision: str = "auto"
+    amp: bool = True  # false: the older spelling of precision=fp32
     compile: bool = False  # torch.compile the model
     num_workers: int = 2
     seed: int = 0
@@ -266,6 +272,21 @@ def active_heads(config: DictConfig) -> dict[str, HeadConfig]:
     return {key: head for key, head in config.model.heads.items() if head.weight > 0}
 
 
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def _check_train_frames(key: str, head: HeadConfig, frame_local: bool) -> None:
+    """``train_frames`` is a fraction in (0, 1]; below 1 only for a head that declared frame_local."""
+    fraction = head.train_frames
+    if not (0 < fraction <= 1):  # also false for NaN
+        raise RecipeError(f"model.heads.{key}.train_frames: {fraction} must be in (0, 1], e.g. 0.25 or 1")
+    if fraction < 1 and not frame_local:
+        raise RecipeError(
+            f"model.heads.{key}.train_frames: {fraction}, but head '{head.name or key}' did not register "
+            "frame_local=True (its output mixes frames); use 1"
+        )
+
+
 def validate_recipe(config: DictConfig, registry: Registry) -> None:
     """Check what the schema cannot: names exist, weights, sources, sizes."""
     sources = list(config.data.sources)
@@ -302,6 +323,11 @@ def validate_recipe(config: DictConfig, registry: Registry) -> None:
     for key, head in active_heads(config).items():
         component = registry.get("heads", head.name or key, where=f"model.heads.{key}.name")
         registry.get("losses", head.loss or component.info["loss"], where=f"model.heads.{key}.loss")
+        _check_train_frames(key, head, component.info.get("frame_local", False))
+    if config.trainer.precision not in PRECISIONS:
+        raise RecipeError(
+            f"trainer.precision: '{config.trainer.precision}' is not a precision; use {', '.join(PRECISIONS)}"
+        )
     for name in config.eval.metrics:
         registry.get("metrics", name, where="eval.metrics")
     if config.trainer.monitor_mode not in ("min", "max"):

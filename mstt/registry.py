@@ -25,7 +25,7 @@ SINGULAR = {
 # Metadata each kind accepts through register(..., **info): (required, optional).
 INFO_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "encoders": (frozenset(), frozenset()),
-    "heads": (frozenset({"output", "loss"}), frozenset({"decode", "activation"})),
+    "heads": (frozenset({"output", "loss"}), frozenset({"decode", "activation", "frame_local"})),
     "losses": (frozenset(), frozenset()),
     "datasets": (frozenset(), frozenset()),
     "metrics": (frozenset({"task"}), frozenset()),

@@ -39,6 +39,18 @@ class Targets:
             target = torch.minimum(target.clamp_min(0.0), mix.abs())
         return target
 
+    def at_frames(self, frames: torch.Tensor) -> "Targets":
+        """The frame-grid targets at ``frames`` (indices into the last dim); waveforms are dropped."""
+        def pick(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x.index_select(-1, frames)
+
+        return Targets(
+            mixture_spec=pick(self.mixture_spec),
+            source_spec=pick(self.source_spec),
+            roll=pick(self.roll),
+            onset=pick(self.onset),
+        )
+
     def dominant_source(self) -> torch.Tensor:
         """Index of the loudest source per bin: ``(batch, freq, frames)`` int64."""
         # argmax along a strided middle dim is ~15x slower on CPU than along a contiguous last dim.

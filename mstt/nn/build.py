@@ -77,6 +77,7 @@ def build_model(config: DictConfig, registry: Registry | None = None) -> MultiTa
             loss=loss,
             activation=comp.info.get("activation"),
             decode=comp.info.get("decode"),
+            train_frames=float(head_cfg.train_frames),
         )
     try:
         return MultiTaskModel(front_end, encoder, heads, specs, sources, config.data.sample_rate)

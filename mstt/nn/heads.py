@@ -134,8 +134,11 @@ class PianoRollHead(nn.Module):
 @hookimpl
 def mstt_register_heads(register) -> None:
     """Register the three Cerberus heads."""
-    register("dc", DeepClusteringHead, output="embedding", loss="deep_clustering", options=DeepClusteringOptions)
-    register("mi", MaskInferenceHead, output="mask", loss="mask_inference", options=MaskInferenceOptions)
+    register(
+        "dc", DeepClusteringHead, output="embedding", loss="deep_clustering", options=DeepClusteringOptions,
+        frame_local=True,
+    )
+    register("mi", MaskInferenceHead, output="mask", loss="mask_inference", options=MaskInferenceOptions, frame_local=True)
     register(
         "tr",
         PianoRollHead,
@@ -143,4 +146,5 @@ def mstt_register_heads(register) -> None:
         loss="transcription",
         activation=torch.sigmoid,
         options=PianoRollOptions,
+        frame_local=True,
     )

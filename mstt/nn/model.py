@@ -22,6 +22,13 @@ class HeadSpec:
     loss: Callable[[torch.Tensor, Targets], torch.Tensor]
     activation: Callable[[torch.Tensor], torch.Tensor] | None = None
     decode: Callable[..., Any] | None = None  # notes decoder (see mstt.hookspecs.mstt_register_heads)
+    train_frames: float = 1.0  # fraction of frames the loss sees per training step (frame_local heads)
+
+
+def random_frames(frames: int, fraction: float, device: torch.device) -> torch.Tensor:
+    """A sorted random subset of ``round(fraction * frames)`` frame indices (at least one)."""
+    keep = max(1, round(fraction * frames))
+    return torch.randperm(frames, device=device)[:keep].sort().values
 
 
 class MultiTaskModel(nn.Module):
@@ -47,17 +54,21 @@ class MultiTaskModel(nn.Module):
         self.sources = list(sources)
         self.sample_rate = sample_rate
 
-    def forward(self, mixture: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, mixture: torch.Tensor, head_frames: dict[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
         """Mixture ``(batch, samples)`` -> ``{"spec", "magnitude", <each head's output>}``.
 
         ``spec`` is complex ``(batch, freq, frames)``; head outputs are documented per head
         (e.g. ``mask (batch, sources, freq, frames)``, ``roll`` logits ``(batch, sources, 88, frames)``).
+        ``head_frames`` maps a head's key to the frame indices it runs on (training only).
         """
         spec, magnitude, features = self.front_end(mixture)
         trunk = self.encoder(features)
         outputs: dict[str, torch.Tensor] = {"spec": spec, "magnitude": magnitude}
         for key, head in self.heads.items():
-            outputs[self.specs[key].output] = head(trunk)
+            frames = (head_frames or {}).get(key)
+            outputs[self.specs[key].output] = head(trunk if frames is None else trunk[:, frames])
         return outputs
 
     def activated(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -72,16 +83,27 @@ class MultiTaskModel(nn.Module):
         """Weighted total loss and each head's unweighted loss for a training batch.
 
         ``batch`` holds ``mixture (B, samples)``, ``sources (B, S, samples)`` and, for
-        transcription heads, ``roll``/``onset (B, S, 88, frames)``.
+        transcription heads, ``roll``/``onset (B, S, 88, frames)``. In training mode a head with
+        ``train_frames < 1`` runs on, and is scored on, a random subset of the frames.
         """
-        outputs = self(batch["mixture"])
+        mixture = batch["mixture"]
+        head_frames: dict[str, torch.Tensor] = {}
+        if self.training:
+            n_frames = self.front_end.stft.frames(mixture.shape[-1])
+            for key, spec in self.specs.items():
+                if spec.train_frames < 1:
+                    head_frames[key] = random_frames(n_frames, spec.train_frames, mixture.device)
+        # Through self(...), so that a compiled model (trainer.compile) compiles this call too.
+        outputs = self(mixture, head_frames)
         # Targets are computed in float32 outside autocast: STFTs in bf16 lose too much.
-        with torch.autocast(device_type=batch["mixture"].device.type, enabled=False):
+        with torch.autocast(device_type=mixture.device.type, enabled=False):
             targets = make_targets(self.front_end.stft, batch)
         per_head: dict[str, torch.Tensor] = {}
-        total = torch.zeros((), device=batch["mixture"].device)
+        total = torch.zeros((), device=mixture.device)
         for key, spec in self.specs.items():
-            value = spec.loss(outputs[spec.output].float(), targets)
+            frames = head_frames.get(key)
+            head_targets = targets if frames is None else targets.at_frames(frames)
+            value = spec.loss(outputs[spec.output].float(), head_targets)
             per_head[key] = value
             total = total + spec.weight * value
         return total, per_head

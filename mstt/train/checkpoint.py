@@ -11,6 +11,7 @@ A checkpoint is a plain dict (loadable with ``torch.load(path, weights_only=True
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import random
 from pathlib import Path
@@ -33,6 +34,9 @@ RESUME_IGNORED = (
     "trainer.device",
     "trainer.num_workers",
     "trainer.compile",
+    "trainer.precision",  # numerics only: weights and optimizer state stay float32
+    "trainer.amp",
+    "model.heads.*.train_frames",  # which frames a loss sees; the weights are the same
     "trainer.log_every",
     "trainer.save_every_minutes",
     "eval.",
@@ -172,7 +176,10 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _ignored(key: str) -> bool:
-    return any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUME_IGNORED)
+    return any(
+        key == k or (k.endswith(".") and key.startswith(k)) or ("*" in k and fnmatch.fnmatchcase(key, k))
+        for k in RESUME_IGNORED
+    )
 
 
 def recipe_difference(saved: dict[str, Any], current: dict[str, Any]) -> tuple[str, Any, Any] | None:

@@ -264,27 +264,28 @@ class TrainStream:
             **_loader_options(config, device, per_epoch=self.per_epoch),
         )
         self.epoch, self.epoch_batches = epoch, epoch_batches
-        self._iterator: Iterator[dict[str, torch.Tensor]] | None = None
+        self._source: Iterator[tuple[dict[str, torch.Tensor], int, int]] | None = None
 
     def __iter__(self) -> "TrainStream":
         return self
 
     def __next__(self) -> dict[str, torch.Tensor]:
+        if self._source is None:
+            self._source = self._batches(self.epoch, self.epoch_batches)
+        batch, self.epoch, self.epoch_batches = next(self._source)
+        return batch
+
+    def _batches(self, epoch: int, epoch_batches: int) -> Iterator[tuple[dict[str, torch.Tensor], int, int]]:
+        """Endless ``(batch, epoch, batches of that epoch consumed with it)`` from a position."""
         while True:
-            if self._iterator is None:
-                if self.per_epoch:
-                    self.dataset.set_epoch(self.epoch)
-                self.sampler.set_epoch(self.epoch, self.epoch_batches)
-                self.generator.manual_seed(self.seed * 1_000_003 + self.epoch)
-                self._iterator = iter(self.loader)
-            try:
-                batch = next(self._iterator)
-            except StopIteration:
-                self._iterator = None
-                self.epoch, self.epoch_batches = self.epoch + 1, 0
-                continue
-            self.epoch_batches += 1
-            return batch
+            if self.per_epoch:
+                self.dataset.set_epoch(epoch)
+            self.sampler.set_epoch(epoch, epoch_batches)
+            self.generator.manual_seed(self.seed * 1_000_003 + epoch)
+            for batch in self.loader:
+                epoch_batches += 1
+                yield batch, epoch, epoch_batches
+            epoch, epoch_batches = epoch + 1, 0
 
 
 def validation_loader(

@@ -31,6 +31,7 @@ from mstt.train.checkpoint import (
 )
 from mstt.train.logs import Progress, RunLogs
 from mstt.train.optim import Schedule, build_optimizer, current_lr
+from mstt.train.precision import resolve_precision
 
 
 @dataclass
@@ -181,7 +182,10 @@ def train(
             net = nn.parallel.DistributedDataParallel(
                 net, device_ids=[device.index] if device.type == "cuda" else None
             )
-        amp = bool(t.amp) and device.type == "cuda"
+        precision = resolve_precision(str(t.precision), bool(t.amp), device)
+        amp = precision.autocast
+        if ctx.is_main:
+            print(f"precision: {precision.name} ({precision.reason})", flush=True)
 
         stream = D.TrainStream(train_set, config, ctx, device, state.epoch, state.epoch_batches)
         if len(val_set) == 0:

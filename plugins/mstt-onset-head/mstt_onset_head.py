@@ -97,6 +97,7 @@ def mstt_register_heads(register) -> None:
         activation=torch.sigmoid,
         decode=decode_with_onsets,
         options=OnsetHeadOptions,
+        frame_local=True,
     )
 
 

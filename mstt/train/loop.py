@@ -259,6 +259,7 @@ def train(
             return t.patience > 0 and since_best >= t.patience
 
         model.train()
+        first_step = state.step
         validated_at = state.step if state.history and state.history[-1]["step"] == state.step else -1
         window = [0.0] * len(metrics)
         window_n = 0
@@ -303,6 +304,13 @@ def train(
                 schedule.after_step(seconds)
                 state.step += 1
                 position[:] = [stream.epoch, stream.epoch_batches]
+                if state.step == first_step + PROJECT_AFTER_STEPS and ctx.is_main:
+                    note = projection_note(
+                        (time.monotonic() - t0) / PROJECT_AFTER_STEPS, t.max_steps - state.step,
+                        t.max_minutes, elapsed(), device,
+                    )
+                    if note:  # said even without a progress bar: it is the run's one warning
+                        bar.write(note) if progress else print(note, flush=True)
 
                 window = [w + v for w, v in zip(window, values)]
                 window_n += 1
@@ -343,6 +351,26 @@ def train(
         if logs is not None:
             logs.close()
         D.teardown(ctx, wait_for_others=clean)
+
+
+PROJECT_AFTER_STEPS = 20  # steps timed before the budget is projected
+LONG_RUN_HOURS = 3.0  # a projection past this is said up front
+
+
+def projection_note(
+    step_seconds: float, steps_left: int, max_minutes: float | None, elapsed: float, device: torch.device
+) -> str | None:
+    """One line when the rest of the budget projects past :data:`LONG_RUN_HOURS`; else None."""
+    seconds = step_seconds * steps_left
+    if max_minutes is not None:
+        seconds = min(seconds, max(0.0, max_minutes * 60 - elapsed))
+    if seconds < LONG_RUN_HOURS * 3600:
+        return None
+    where = "this CPU" if device.type == "cpu" else f"this {device.type} device"
+    return (
+        f"note: at {step_seconds:.2f} s a step, the {steps_left:,} steps left project to {seconds / 3600:.1f} hours "
+        f"on {where}; for a model in minutes add recipes/quick.yaml, or bound it with trainer.max_minutes=N"
+    )
 
 
 def _kept(last_path: Path, step: int | None) -> str:

@@ -386,3 +386,13 @@ def test_last_checkpoint_is_also_written_between_validations(tmp_path, monkeypat
     written.clear()
     run(tiny_config("trainer.max_steps=4", "trainer.validate_every=100", "trainer.save_every_minutes=0"), tmp_path / "b")
     assert {step for name, step in written if name == "last.pt"} == {4}
+
+
+def test_a_budget_of_days_is_said_up_front_and_a_short_one_is_not():
+    from mstt.train.loop import projection_note
+
+    note = projection_note(1.4, 99_980, None, 30.0, torch.device("cpu"))
+    assert note.startswith("note: at 1.40 s a step, the 99,980 steps left project to 38.9 hours on this CPU")
+    assert "recipes/quick.yaml" in note and "trainer.max_minutes" in note
+    assert projection_note(1.4, 99_980, 60.0, 30.0, torch.device("cpu")) is None  # the clock bounds it to an hour
+    assert projection_note(0.2, 1_180, None, 5.0, torch.device("cpu")) is None

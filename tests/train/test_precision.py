@@ -87,3 +87,4 @@ def test_a_run_resumes_under_another_precision(tmp_path, cpu_flags):
     run(tiny_config("trainer.precision=fp32", "trainer.max_steps=3"), tmp_path)
     result = run(tiny_config("trainer.precision=bf16", "trainer.max_steps=5"), tmp_path)
     assert result.step == 5
+

@@ -4,7 +4,7 @@ Separation metrics take waveforms ``(n, samples)`` (row ``i`` of the estimate is
 row ``i`` of the reference; pair them first, e.g. with :func:`mstt.decode.best_permutation`) and
 return one value per row, in dB.
 
-Transcription scores follow shared/DESIGN.md: ``frame`` as ``mir_eval.multipitch`` on a grid at
+Transcription scores follow docs/design.md: ``frame`` as ``mir_eval.multipitch`` on a grid at
 the STFT frame rate (reference frames only from notes of velocity >= 30, as MT3 does for
 Cerberus), ``onset`` as ``mir_eval.transcription`` with a 50 ms onset tolerance and offsets
 ignored, ``onset_offset`` with mir_eval's defaults (offset within 20 % of the note or 50 ms).
@@ -159,7 +159,7 @@ def bss_eval_metric(options: BssEvalOptions) -> SeparationFn:
 
 @dataclass
 class TranscriptionOptions:
-    """Options of the ``transcription`` metric (defaults: shared/DESIGN.md)."""
+    """Options of the ``transcription`` metric (defaults: docs/design.md, metrics.json)."""
 
     onset_tolerance: float = 0.05  # seconds
     offset_ratio: float = 0.2  # of the reference note's duration, for onset_offset

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 PAPER_RECIPES = sorted(p for p in RECIPES.glob("*.yaml") if not is_overlay(p))
 OVERLAYS = sorted(p for p in RECIPES.glob("*.yaml") if is_overlay(p))
 
-WEIGHTS = {  # PAPER.md: (alpha, beta, gamma)
+WEIGHTS = {  # docs/paper.md: (alpha, beta, gamma)
     "dc": (1.0, 0.0, 0.0),
     "mi": (0.0, 1.0, 0.0),
     "tr": (0.0, 0.0, 1.0),
@@ -48,6 +49,37 @@ def test_paper_recipes_have_the_papers_weights_and_sources(path):
         assert (heads.dc.weight, heads.mi.weight, heads.tr.weight) == WEIGHTS[model_kind]
         assert list(config.data.sources) == SETS[set_number]
     assert config.name == path.stem
+
+
+PAPER_MODELS = {  # row names of the weights table in docs/paper.md
+    "Deep clustering": "dc",
+    "Mask inference": "mi",
+    "Transcription only": "tr",
+    "Chimera": "chimera",
+    "DC + TR": "dc_tr",
+    "MI + TR": "mi_tr",
+    "Cerberus": "cerberus",
+}
+
+
+def test_docs_paper_states_the_weights_the_recipes_use():
+    rows = {}
+    for line in (RECIPES.parent / "docs" / "paper.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0] in PAPER_MODELS:
+            rows[PAPER_MODELS[cells[0]]] = tuple(float(c) for c in cells[1:])
+    assert rows == WEIGHTS
+
+
+def test_no_file_points_to_documents_outside_the_repository():
+    root = RECIPES.parent
+    outside = re.compile(r"(DESIGN|PAPER)\.md|\.\./shared")
+    files = [root / "README.md", *root.glob("*.toml"), root / "Makefile"]
+    for folder in ("docs", "recipes", "mstt", "tests", "plugins", "benchmarks"):
+        files += [p for p in (root / folder).rglob("*") if p.suffix in (".md", ".py", ".yaml", ".toml")]
+    hits = [f"{p.relative_to(root)}:{n}" for p in files if p.is_file()
+            for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1) if outside.search(line)]
+    assert hits == []
 
 
 def test_every_paper_recipe_is_present():

@@ -15,7 +15,7 @@ class SourceClass:
     default_program: int = 0  # program of the class's track in MIDI files mstt writes
 
 
-# PAPER.md: piano 0-7, guitar 24-31, bass 32-39, drums = is_drum, strings 40-51.
+# As in the paper (docs/paper.md): piano 0-7, guitar 24-31, bass 32-39, drums = is_drum, strings 40-51.
 DEFAULT_CLASSES: dict[str, SourceClass] = {
     "piano": SourceClass("piano", tuple(range(0, 8)), default_program=0),
     "guitar": SourceClass("guitar", tuple(range(24, 32)), default_program=25),

@@ -1,4 +1,4 @@
-"""MAPS piano + GuitarSet guitar mixed at random: PAPER.md's real-recordings experiment.
+"""MAPS piano + GuitarSet guitar mixed at random: the paper's real-recordings experiment (docs/paper.md).
 
 Layout: ``<root>/MAPS/`` (the MAPS root: ``<piano>/MUS/...``) and ``<root>/GuitarSet/``
 (``audio_mono-mic/``, ``annotation/``), or any two folders given as ``maps_root`` and

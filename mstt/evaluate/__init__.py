@@ -1,6 +1,6 @@
 """The shared evaluation of every model kind, and the metrics.json file it writes.
 
-See shared/DESIGN.md for the metrics.json schema and the metric definitions.
+See docs/design.md for the metrics.json schema and the metric definitions.
 """
 
 from __future__ import annotations

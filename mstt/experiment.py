@@ -29,6 +29,7 @@ from mstt.evaluate.core import spread_indices
 from mstt.plugins import get_registry
 from mstt.recipe import component_options
 from mstt.report import write_report
+from mstt.runlock import folder_lock
 
 VALIDATION_WINDOWS = 64  # validation examples at most: a stable mean loss without a long pause
 INTERRUPTED = 130  # the shell's exit status for SIGINT
@@ -133,11 +134,23 @@ def _rank() -> int:
 
 
 def run_experiment(config: DictConfig, out: Path, progress: bool = True) -> int:
-    """Train the recipe into ``out``, evaluate its best checkpoint and write the report; 0, or 130 when interrupted."""
+    """Train the recipe into ``out``, evaluate its best checkpoint and write the report; 0, or 130 when interrupted.
+
+    ``out`` is locked for the whole run: a second process on it is refused before it does anything.
+    """
+    out = Path(out)
+    if _rank() != 0:
+        # The ranks of one torchrun job share the folder; rank 0 holds its lock for all of them.
+        return _train_and_evaluate(config, out, progress)
+    with folder_lock(out, "mstt run"):
+        return _train_and_evaluate(config, out, progress)
+
+
+def _train_and_evaluate(config: DictConfig, out: Path, progress: bool) -> int:
+    """The body of :func:`run_experiment`, run while the folder is locked."""
     from mstt.nn.build import build_model
     from mstt.train import load_checkpoint, resolve_device, seed_everything, train
 
-    out = Path(out)
     adapter = build_adapter(config)
     train_set, val_set = training_sets(config, adapter)
     seed_everything(int(config.trainer.seed))  # before build: initial weights follow the seed

@@ -132,7 +132,7 @@ def run_grid(runs: list[Run], out: Path, progress: bool = True) -> int:
     from mstt.experiment import run_experiment
 
     check_run_folders(runs)
-    with folder_lock(out, "benchmarks/ablation.py"):
+    with folder_lock(out, "benchmarks/ablation.py", tmp_depth=2):  # DIR/<recipe>/seed<K>/ record files
         return _grid(runs, out, progress)
 
 

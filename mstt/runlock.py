@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Iterator
 
 from mstt.errors import MsttError
+from mstt.fileio import remove_stale_tmp
 
 LOCK_NAME = ".mstt.lock"
 
@@ -51,8 +52,12 @@ def _read(fd: int) -> str:
 
 
 @contextmanager
-def folder_lock(folder: str | Path, what: str, flag: str = "--out") -> Iterator[Path]:
-    """Hold ``folder``'s lock while the block runs; MsttError at once when another process holds it."""
+def folder_lock(folder: str | Path, what: str, flag: str = "--out", tmp_depth: int = 1) -> Iterator[Path]:
+    """Hold ``folder``'s lock while the block runs; MsttError at once when another process holds it.
+
+    Once locked, temp files of killed writes in ``folder`` (and ``tmp_depth`` levels below: a run's
+    checkpoints/ and logs/) are removed; their writers are gone, so nothing will rename them.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
@@ -75,6 +80,7 @@ def folder_lock(folder: str | Path, what: str, flag: str = "--out") -> Iterator[
             print(f"mstt: {folder} was locked by {previous}, which is gone; taking it over", file=sys.stderr)
         os.ftruncate(fd, 0)
         os.pwrite(fd, _holder_line(what).encode(), 0)
+        remove_stale_tmp(folder, tmp_depth)
         try:
             yield folder
         finally:

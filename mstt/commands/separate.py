@@ -23,6 +23,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from mstt.errors import MsttError
+from mstt.fileio import remove_stale_tmp
 
 OUTPUTS = ("stems", "midi", "png")
 BLOCK = 1 << 16
@@ -220,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
 
         # The recurrent trunk synchronises its threads at every frame; on a busy machine fewer wait less.
         torch.set_num_threads(args.threads)
+    remove_stale_tmp(args.out, depth=0)  # .song.partial-PID/ folders of a killed separate
     separator = load(args.checkpoint, args.device)
     for line in separator.messages:
         print(f"note: {line}")

@@ -30,6 +30,7 @@ from mstt.plugins import get_registry
 from mstt.recipe import component_options
 from mstt.report import write_report
 from mstt.runlock import folder_lock
+from mstt.train.checkpoint import load_model_weights
 
 VALIDATION_WINDOWS = 64  # validation examples at most: a stable mean loss without a long pause
 INTERRUPTED = 130  # the shell's exit status for SIGINT
@@ -70,11 +71,9 @@ def training_sets(config: DictConfig, adapter: DatasetAdapter) -> tuple[Dataset,
 
 def load_weights(model: nn.Module, checkpoint: dict[str, Any], path: Path) -> nn.Module:
     """Load a checkpoint's weights into ``model``; a mismatch is a one-line error naming the file."""
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except (RuntimeError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MsttError(f"{path}: its weights do not fit the model its recipe builds ({first})") from None
+    if not isinstance(checkpoint.get("model"), dict):
+        raise MsttError(f"{path}: the checkpoint holds no weights; pass a checkpoint written by mstt run or mstt export")
+    load_model_weights(model, checkpoint["model"], path)
     return model
 
 

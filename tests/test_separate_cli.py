@@ -95,7 +95,7 @@ def test_not_a_checkpoint_is_a_usage_error(tmp_path, capsys):
     code, out, err = run_cli(capsys, str(fake), str(song), "--out", str(tmp_path / "out"))
     assert code == 2
     (line,) = err.strip().splitlines()
-    assert line.startswith(f"mstt: error: {fake}: not a readable mstt checkpoint (")
+    assert line.startswith(f"mstt: error: {fake} is not a torch checkpoint;")
     assert not (tmp_path / "out").exists()
 
 

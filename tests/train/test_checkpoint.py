@@ -91,7 +91,7 @@ def test_interrupt_while_writing_leaves_the_previous_checkpoint(tmp_path, monkey
 def test_unreadable_or_foreign_files_are_one_line_errors(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(MsttError, match="junk.pt: not a readable mstt checkpoint"):
+    with pytest.raises(MsttError, match="junk.pt is not a torch checkpoint"):
         load_checkpoint(junk)
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {}}, foreign)
@@ -108,7 +108,7 @@ def test_unreadable_or_foreign_files_are_one_line_errors(tmp_path):
 def test_corrupt_last_checkpoint_stops_resume_with_its_name(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.pt").write_bytes(b"\x00" * 10)
-    with pytest.raises(MsttError, match="last.pt: not a readable mstt checkpoint"):
+    with pytest.raises(MsttError, match="last.pt is not a torch checkpoint"):
         run(tiny_config(), tmp_path)
 
 
@@ -139,3 +139,34 @@ def test_recipe_difference_ignores_budgets_and_eval():
     assert recipe_difference(saved, other) == ("trainer.batch_size", 8, 4)
     extra = {**saved, "model": {"heads": {"tr": {"weight": 1.0}}}}
     assert recipe_difference(saved, extra) == ("model.heads.tr.weight", None, 1.0)
+
+
+def test_random_bytes_plain_pickles_and_truncations_say_what_they_are(tmp_path, recwarn):
+    import os
+    import pickle
+
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8)))
+    old = tmp_path / "old.pt"
+    old.write_bytes(pickle.dumps({"model": {}}, protocol=2))
+    code = tmp_path / "code.pt"  # a pickle that would run a command when unpickled without weights_only
+    code.write_bytes(pickle.dumps(_Shell(), protocol=4))
+    for path in (noise, old, code):
+        with pytest.raises(MsttError, match=rf"^{path} is not a torch checkpoint; pass a checkpoints/\*.pt"):
+            load_checkpoint(path)
+    good = tmp_path / "good.pt"
+    save_checkpoint({"format": CHECKPOINT_FORMAT, "format_version": 1, "model": {"w": torch.zeros(64, 64)}}, good)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[: os.path.getsize(good) // 2])
+    with pytest.raises(MsttError, match=r"cut.pt: not a readable mstt checkpoint \(it is truncated or damaged\)"):
+        load_checkpoint(cut)
+    assert not [w for w in recwarn.list if "torch" in str(w.filename) or "pickle" in str(w.message)]
+
+
+class _Shell:
+    def __reduce__(self):
+        return (os_system, ("touch /tmp/mstt-test-pwned",))
+
+
+def os_system(command: str) -> int:  # stands in for os.system: never to be called
+    raise AssertionError(f"unpickling ran {command}")

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import soundfile as sf
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -24,6 +25,7 @@ from torch.utils.data import Dataset, Subset
 from mstt.data.augment import RemixAugmented
 from mstt.data.base import DatasetAdapter
 from mstt.errors import MsttError
+from mstt.fileio import write_error
 from mstt.evaluate import run_evaluation, write_metrics
 from mstt.evaluate.core import spread_indices
 from mstt.plugins import get_registry
@@ -93,7 +95,10 @@ def evaluate_checkpoint(
     )
     result = run_evaluation(model, dataset, config, device=device, progress=progress, checkpoint=checkpoint_path)
     write_metrics(out / "metrics.json", result.metrics)
-    write_report(out, result.metrics, history_csvs, result.examples, result.notes)
+    try:
+        write_report(out, result.metrics, history_csvs, result.examples, result.notes)
+    except (OSError, sf.SoundFileRuntimeError) as exc:  # figures and example audio: full disk, permissions
+        raise write_error(getattr(exc, "filename", None) or out / "report", exc) from None
     for note in result.notes:
         print(f"note: {note}")
     return result.metrics

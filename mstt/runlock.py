@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterator
 
 from mstt.errors import MsttError
-from mstt.fileio import remove_stale_tmp
+from mstt.fileio import check_out_dir, remove_stale_tmp
 
 LOCK_NAME = ".mstt.lock"
 
@@ -53,13 +53,17 @@ def _read(fd: int) -> str:
 
 @contextmanager
 def folder_lock(folder: str | Path, what: str, flag: str = "--out", tmp_depth: int = 1) -> Iterator[Path]:
-    """Hold ``folder``'s lock while the block runs; MsttError at once when another process holds it.
+    """Hold ``folder``'s lock while the block runs; MsttError at once when another process holds it
+    (or when ``folder`` is a file or cannot be written to).
 
     Once locked, temp files of killed writes in ``folder`` (and ``tmp_depth`` levels below: a run's
     checkpoints/ and logs/) are removed; their writers are gone, so nothing will rename them.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = check_out_dir(folder, flag)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MsttError(f"{flag} {folder}: cannot create it ({exc.strerror}); choose another {flag}") from None
     path = folder / LOCK_NAME
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -50,3 +50,57 @@ def test_the_next_run_on_a_folder_removes_a_killed_checkpoint_write(tmp_path):
     stale.write_bytes(b"\0" * 100)
     with folder_lock(tmp_path, "mstt run"):
         assert not stale.exists()
+
+
+def test_a_full_disk_keeps_the_previous_metrics_and_names_the_file(tmp_path, monkeypatch):
+    import errno
+    import json
+
+    import pytest
+
+    from mstt.errors import MsttError
+    from mstt.evaluate import write_metrics
+
+    path = write_metrics(tmp_path / "metrics.json", {"n_examples": 1})
+    real = Path.write_text
+
+    def full(self, text, *args, **kwargs):
+        real(self, text[:5])  # part of it, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(MsttError, match=rf"^no space left on device writing {path}; free space or choose another --out$"):
+        write_metrics(path, {"n_examples": 2})
+    monkeypatch.setattr(Path, "write_text", lambda *a, **k: (_ for _ in ()).throw(PermissionError(errno.EACCES, "no")))
+    with pytest.raises(MsttError, match=rf"^permission denied writing {path}; choose a writable --out$"):
+        write_metrics(path, {"n_examples": 2})
+    assert json.loads(path.read_text()) == {"n_examples": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_out_that_is_a_file_or_read_only_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    import os
+
+    import pytest
+
+    import mstt.experiment
+    from mstt.cli import main
+    from mstt.errors import MsttError
+    from mstt.fileio import check_out_dir
+
+    recipe = str(Path(__file__).resolve().parents[1] / "recipes" / "cerberus_set1.yaml")
+    monkeypatch.setattr(mstt.experiment, "build_adapter", lambda *a, **k: pytest.fail("worked on a bad --out"))
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    for out in (afile, afile / "run"):
+        assert main(["run", recipe, "--out", str(out)]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert f"--out {out}:" in line and "is a file" in line
+    assert afile.read_text() == "keep"
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real(p, mode))
+    with pytest.raises(MsttError, match=rf"^--out {tmp_path}/new/run: {tmp_path} is not writable; choose a writable --out$"):
+        check_out_dir(tmp_path / "new" / "run")
+    assert main(["bench", recipe, "--out", str(tmp_path / "bench")]) == 2
+    assert f"{tmp_path} is not writable" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists() and not (tmp_path / "bench").exists()

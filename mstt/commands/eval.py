@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from mstt.errors import MsttError
+from mstt.fileio import check_out_dir
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -67,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     from mstt.recipe import recipe_from_dict
     from mstt.train import load_checkpoint, resolve_device
 
+    if args.out is not None:
+        check_out_dir(args.out)  # before the slow part, not after it
     checkpoint = load_checkpoint(args.checkpoint)
     if not isinstance(checkpoint.get("recipe"), dict):
         raise MsttError(f"{args.checkpoint}: the checkpoint holds no recipe to rebuild its model from")
@@ -84,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     kind, root = parse_data(args.data, config.data.kind, config.data.root)
     adapter = build_adapter(config, kind, root, parse_data_options(args.data_option))
     run_dir = run_folder(args.checkpoint)
-    out = args.out or run_dir / f"eval-{kind}-{args.split}"
+    out = check_out_dir(args.out or run_dir / f"eval-{kind}-{args.split}")
     logs = {"train": run_dir / "logs" / "train.csv", "validation": run_dir / "logs" / "validation.csv"}
     metrics = evaluate_checkpoint(config, model, args.checkpoint, adapter, out, logs, device)
     for line in summary_lines(metrics):

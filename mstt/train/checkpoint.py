@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from mstt.errors import MsttError
-from mstt.fileio import write_text_atomic  # noqa: F401  (re-exported for the loop)
+from mstt.fileio import write_error, write_text_atomic  # noqa: F401  (write_text_atomic: re-exported for the loop)
 
 CHECKPOINT_FORMAT = "mstt-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
@@ -75,10 +75,8 @@ def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-        raise MsttError(
-            f"{path}: could not write the checkpoint ({reason}); the previous one is intact"
-        ) from None
+        error = write_error(path, exc)
+        raise MsttError(f"{error} (the previous checkpoint is intact)") from None
     _fsync_dir(path.parent)
 
 

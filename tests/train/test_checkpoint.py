@@ -50,7 +50,8 @@ def test_crash_while_writing_leaves_the_previous_checkpoint(tmp_path, monkeypatc
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", torn)
-    with pytest.raises(MsttError, match=r"last.pt: could not write the checkpoint \(No space left on device\); the previous one is intact"):
+    with pytest.raises(MsttError, match=rf"^no space left on device writing {path}; free space or choose another --out "
+                                        r"\(the previous checkpoint is intact\)$"):
         save_checkpoint({"format": CHECKPOINT_FORMAT, "format_version": 1, "step": 2}, path)
     assert path.read_bytes() == before
     assert load_checkpoint(path)["step"] == 1
@@ -68,9 +69,38 @@ def test_failed_save_during_training_keeps_the_last_good_checkpoint(tmp_path, mo
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full_disk)
-    with pytest.raises(MsttError, match="could not write the checkpoint"):
+    with pytest.raises(MsttError, match=r"no space left on device writing .*checkpoints/(best|last).pt"):
         run(tiny_config("trainer.max_steps=10"), tmp_path)
     assert last.read_bytes() == before
+
+
+def test_a_full_disk_behind_a_torch_error_and_a_denied_write_are_named(tmp_path, monkeypatch):
+    import errno
+    import os
+    from types import SimpleNamespace
+
+    path = tmp_path / "best.pt"
+    save_checkpoint({"format": CHECKPOINT_FORMAT, "format_version": 1, "step": 3}, path)
+
+    def torch_error(obj, f, *args, **kwargs):  # torch's zip writer hides the errno in a RuntimeError
+        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file")
+
+    monkeypatch.setattr(torch, "save", torch_error)
+    monkeypatch.setattr(os, "statvfs", lambda d: SimpleNamespace(f_bavail=0, f_frsize=4096))
+    with pytest.raises(MsttError, match="^no space left on device writing .*best.pt; free space or choose another --out"):
+        save_checkpoint({"step": 4}, path)
+    monkeypatch.setattr(os, "statvfs", lambda d: SimpleNamespace(f_bavail=10**9, f_frsize=4096))
+    with pytest.raises(MsttError, match=r"best.pt: could not write \(\[enforce fail"):
+        save_checkpoint({"step": 4}, path)
+
+    def denied(obj, f, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(torch, "save", denied)
+    with pytest.raises(MsttError, match="^permission denied writing .*best.pt; choose a writable --out"):
+        save_checkpoint({"step": 4}, path)
+    assert load_checkpoint(path)["step"] == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]
 
 
 def test_interrupt_while_writing_leaves_the_previous_checkpoint(tmp_path, monkeypatch):

@@ -79,6 +79,22 @@ def load_weights(model: nn.Module, checkpoint: dict[str, Any], path: Path) -> nn
     return model
 
 
+def skipped_tracks(adapter: DatasetAdapter, split: str) -> list[dict[str, str]]:
+    """The tracks of ``split`` that the adapter could not use, as ``{"path", "reason"}`` (plugin adapters: none known)."""
+    skipped_in = getattr(adapter, "skipped_in", None)
+    return list(skipped_in(split)) if callable(skipped_in) else []
+
+
+def skipped_line(skipped: list[dict[str, str]], split: str, used: int) -> str:
+    """'skipped 2 of 8 tracks of split test (1 bad metadata.yaml, 1 missing stem audio)'."""
+    kinds: dict[str, int] = {}
+    for entry in skipped:
+        kind = entry["reason"].partition(": ")[0]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    why = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+    return f"skipped {len(skipped)} of {len(skipped) + used} tracks of split {split} ({why})"
+
+
 def evaluate_checkpoint(
     config: DictConfig,
     model: nn.Module,
@@ -88,12 +104,24 @@ def evaluate_checkpoint(
     history_csvs: dict[str, Path],
     device: torch.device,
     progress: bool = True,
+    strict: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate ``model`` on ``eval.split`` of ``adapter``; write ``out/metrics.json`` and ``out/report.md``."""
-    dataset = adapter.evaluation_dataset(
-        str(config.eval.split), int(config.features.hop_length), config.data.eval_segment_seconds
-    )
+    """Evaluate ``model`` on ``eval.split`` of ``adapter``; write ``out/metrics.json`` and ``out/report.md``.
+
+    Tracks of the split that the adapter skipped are said (count and reasons) and listed in both
+    files; with ``strict`` any of them is an error, raised before the model runs.
+    """
+    split = str(config.eval.split)
+    dataset = adapter.evaluation_dataset(split, int(config.features.hop_length), config.data.eval_segment_seconds)
+    skipped = skipped_tracks(adapter, split)  # after evaluation_dataset: it drops tracks that fail to decode
+    if skipped:
+        line = skipped_line(skipped, split, len(adapter.tracks(split)))
+        if strict:
+            first = skipped[0]
+            raise MsttError(f"{line}, e.g. {first['path']}: {first['reason']}; fix or remove them, or drop --strict")
+        print(f"{line}; metrics.json and report.md list them")
     result = run_evaluation(model, dataset, config, device=device, progress=progress, checkpoint=checkpoint_path)
+    result.metrics["skipped"] = skipped
     write_metrics(out / "metrics.json", result.metrics)
     try:
         write_report(out, result.metrics, history_csvs, result.examples, result.notes)

@@ -31,6 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-examples", type=int, default=None, metavar="N", help="evaluate at most N windows, spread over the split")
     p.add_argument("--bss-eval", action="store_true", help="also SIR and SAR through mir_eval (slow)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--strict", action="store_true", help="fail (exit 2) when the adapter skipped any track of the split")
     p.set_defaults(func=run)
 
 
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = run_folder(args.checkpoint)
     out = check_out_dir(args.out or run_dir / f"eval-{kind}-{args.split}")
     logs = {"train": run_dir / "logs" / "train.csv", "validation": run_dir / "logs" / "validation.csv"}
-    metrics = evaluate_checkpoint(config, model, args.checkpoint, adapter, out, logs, device)
+    metrics = evaluate_checkpoint(config, model, args.checkpoint, adapter, out, logs, device, strict=args.strict)
     for line in summary_lines(metrics):
         print(line)
     print(f"wrote {out / 'metrics.json'} and {out / 'report.md'}")

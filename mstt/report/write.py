@@ -122,6 +122,9 @@ def write_report(
         md += [f"## {heading}", "", *_markdown_table(rows), ""]
     if notes:
         md += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    skipped = metrics.get("skipped") or []
+    if skipped:  # an evaluation of part of the split must say so where its numbers are read
+        md += [f"## Skipped tracks ({len(skipped)}, not evaluated)", "", *[f"- `{s['path']}`: {s['reason']}" for s in skipped], ""]
     if curves is not None:
         md += ["## Learning curves", "", f"![learning curves]({curves.relative_to(run_dir).as_posix()})", ""]
     if sections:

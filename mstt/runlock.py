@@ -70,20 +70,12 @@ def folder_lock(folder: str | Path, what: str, flag: str = "--out", tmp_depth: i
     except OSError as exc:
         raise MsttError(f"{path}: cannot create the folder's lock file ({exc.strerror}); choose a writable {flag}") from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise MsttError(f"{path}: cannot lock the folder ({exc.strerror}); choose another {flag}") from None
-            holder = _describe(_read(fd)) or "another process"
-            raise MsttError(
-                f"{folder} is in use by {holder}; wait for it to end or choose another {flag}"
-            ) from None
-        previous = _describe(_read(fd))
-        if previous:  # its holder ended without unlocking: killed, or the machine went down
-            print(f"mstt: {folder} was locked by {previous}, which is gone; taking it over", file=sys.stderr)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, _holder_line(what).encode(), 0)
+        if _acquire(fd, folder, flag):
+            previous = _describe(_read(fd))
+            if previous:  # its holder ended without unlocking: killed, or the machine went down
+                print(f"mstt: {folder} was locked by {previous}, which is gone; taking it over", file=sys.stderr)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, _holder_line(what).encode(), 0)
         remove_stale_tmp(folder, tmp_depth)
         try:
             yield folder
@@ -91,3 +83,18 @@ def folder_lock(folder: str | Path, what: str, flag: str = "--out", tmp_depth: i
             os.ftruncate(fd, 0)  # a clean exit: the next process has no one to take over from
     finally:
         os.close(fd)  # closing releases the flock
+
+
+def _acquire(fd: int, folder: Path, flag: str) -> bool:
+    """Take the lock: True; MsttError naming the holder when it is taken; False on a filesystem without locks."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            holder = _describe(_read(fd)) or "another process"
+            raise MsttError(f"{folder} is in use by {holder}; wait for it to end or choose another {flag}") from None
+        reason = exc.strerror
+    # Some network filesystems refuse locks: refusing every run there would be worse than no check.
+    print(f"mstt: warning: {folder}: cannot lock it ({reason}); nothing stops a second process on it", file=sys.stderr)
+    return False

@@ -79,3 +79,16 @@ def test_the_same_folder_is_refused_in_process_too(tmp_path):
                 pass
     with folder_lock(tmp_path, "mstt bench"):  # released when the block ends
         pass
+
+
+def test_a_filesystem_without_locks_warns_and_goes_on(tmp_path, monkeypatch, capsys):
+    import errno
+    import fcntl
+
+    def unsupported(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", unsupported)
+    with folder_lock(tmp_path, "mstt run"):
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "cannot lock it (No locks available)" in err

@@ -118,5 +118,5 @@ def export_checkpoint(source: str | Path, out: str | Path, half: bool = False) -
     }
     if out.resolve() == source.resolve():
         raise MsttError(f"{out}: would overwrite the checkpoint being exported; choose another OUT")
-    save_checkpoint(payload, out)
+    save_checkpoint(payload, out, flag="OUT")
     return out

@@ -56,7 +56,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
+def save_checkpoint(payload: dict[str, Any], path: Path, flag: str = "--out") -> None:
     """Write ``payload`` to ``path`` atomically: temp file, fsync, ``os.replace``.
 
     A crash at any instant leaves either the previous file or the new one; a failure while
@@ -75,7 +75,7 @@ def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        error = write_error(path, exc)
+        error = write_error(path, exc, flag)  # flag: where the user chose the place (--out, OUT)
         raise MsttError(f"{error} (the previous checkpoint is intact)") from None
     _fsync_dir(path.parent)
 

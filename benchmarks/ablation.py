@@ -28,6 +28,7 @@ from mstt.bench import BenchItem, check_comparable, device_name, finished_run
 from mstt.fileio import write_text_atomic
 from mstt.errors import MsttError
 from mstt.recipe import load_recipe
+from mstt.runlock import folder_lock
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 RECORD = "ablation_run.json"  # a finished run's numbers, kept in its folder for resuming
@@ -131,7 +132,14 @@ def run_grid(runs: list[Run], out: Path, progress: bool = True) -> int:
     from mstt.experiment import run_experiment
 
     check_run_folders(runs)
-    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "benchmarks/ablation.py", tmp_depth=2):  # DIR/<recipe>/seed<K>/ record files
+        return _grid(runs, out, progress)
+
+
+def _grid(runs: list[Run], out: Path, progress: bool) -> int:
+    """The body of :func:`run_grid`, run while ``out`` is locked."""
+    from mstt.experiment import run_experiment
+
     records: list[dict[str, Any]] = []
     for run in runs:
         record_path = run.folder / RECORD

@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mstt.errors import MsttError
 from mstt.fileio import write_text_atomic
+from mstt.runlock import folder_lock
 from mstt.recipe import load_recipe
 
 RTF_SECONDS = 30.0  # length of the fixed mixture the real-time factor is measured on
@@ -334,15 +335,21 @@ def _clean(value: Any) -> Any:
 
 def run_bench(items: list[BenchItem], out: Path, progress: bool = True) -> int:
     """Train, evaluate and measure every item in ``out/<name>/``; 0, or the first failing run's status."""
-    from mstt.experiment import run_experiment
     from mstt.nn.build import build_model
-    from mstt.train import resolve_device
 
     out = Path(out)
     check_folders(items, out)
     for item in items:
         build_model(item.config)  # every recipe's errors surface before anything trains
-    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "mstt bench"):
+        return _bench(items, out, progress)
+
+
+def _bench(items: list[BenchItem], out: Path, progress: bool) -> int:
+    """The body of :func:`run_bench`, run while ``out`` is locked."""
+    from mstt.experiment import run_experiment
+    from mstt.train import resolve_device
+
     device = resolve_device(str(items[0].config.trainer.device))
     rows: list[dict[str, Any]] = []
     for item in items:

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import soundfile as sf
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -24,11 +25,14 @@ from torch.utils.data import Dataset, Subset
 from mstt.data.augment import RemixAugmented
 from mstt.data.base import DatasetAdapter
 from mstt.errors import MsttError
+from mstt.fileio import write_error
 from mstt.evaluate import run_evaluation, write_metrics
 from mstt.evaluate.core import spread_indices
 from mstt.plugins import get_registry
 from mstt.recipe import component_options
 from mstt.report import write_report
+from mstt.runlock import folder_lock
+from mstt.train.checkpoint import load_model_weights
 
 VALIDATION_WINDOWS = 64  # validation examples at most: a stable mean loss without a long pause
 INTERRUPTED = 130  # the shell's exit status for SIGINT
@@ -69,12 +73,26 @@ def training_sets(config: DictConfig, adapter: DatasetAdapter) -> tuple[Dataset,
 
 def load_weights(model: nn.Module, checkpoint: dict[str, Any], path: Path) -> nn.Module:
     """Load a checkpoint's weights into ``model``; a mismatch is a one-line error naming the file."""
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except (RuntimeError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MsttError(f"{path}: its weights do not fit the model its recipe builds ({first})") from None
+    if not isinstance(checkpoint.get("model"), dict):
+        raise MsttError(f"{path}: the checkpoint holds no weights; pass a checkpoint written by mstt run or mstt export")
+    load_model_weights(model, checkpoint["model"], path)
     return model
+
+
+def skipped_tracks(adapter: DatasetAdapter, split: str) -> list[dict[str, str]]:
+    """The tracks of ``split`` that the adapter could not use, as ``{"path", "reason"}`` (plugin adapters: none known)."""
+    skipped_in = getattr(adapter, "skipped_in", None)
+    return list(skipped_in(split)) if callable(skipped_in) else []
+
+
+def skipped_line(skipped: list[dict[str, str]], split: str, used: int) -> str:
+    """'skipped 2 of 8 tracks of split test (1 bad metadata.yaml, 1 missing stem audio)'."""
+    kinds: dict[str, int] = {}
+    for entry in skipped:
+        kind = entry["reason"].partition(": ")[0]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    why = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+    return f"skipped {len(skipped)} of {len(skipped) + used} tracks of split {split} ({why})"
 
 
 def evaluate_checkpoint(
@@ -86,14 +104,29 @@ def evaluate_checkpoint(
     history_csvs: dict[str, Path],
     device: torch.device,
     progress: bool = True,
+    strict: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate ``model`` on ``eval.split`` of ``adapter``; write ``out/metrics.json`` and ``out/report.md``."""
-    dataset = adapter.evaluation_dataset(
-        str(config.eval.split), int(config.features.hop_length), config.data.eval_segment_seconds
-    )
+    """Evaluate ``model`` on ``eval.split`` of ``adapter``; write ``out/metrics.json`` and ``out/report.md``.
+
+    Tracks of the split that the adapter skipped are said (count and reasons) and listed in both
+    files; with ``strict`` any of them is an error, raised before the model runs.
+    """
+    split = str(config.eval.split)
+    dataset = adapter.evaluation_dataset(split, int(config.features.hop_length), config.data.eval_segment_seconds)
+    skipped = skipped_tracks(adapter, split)  # after evaluation_dataset: it drops tracks that fail to decode
+    if skipped:
+        line = skipped_line(skipped, split, len(adapter.tracks(split)))
+        if strict:
+            first = skipped[0]
+            raise MsttError(f"{line}, e.g. {first['path']}: {first['reason']}; fix or remove them, or drop --strict")
+        print(f"{line}; metrics.json and report.md list them")
     result = run_evaluation(model, dataset, config, device=device, progress=progress, checkpoint=checkpoint_path)
+    result.metrics["skipped"] = skipped
     write_metrics(out / "metrics.json", result.metrics)
-    write_report(out, result.metrics, history_csvs, result.examples, result.notes)
+    try:
+        write_report(out, result.metrics, history_csvs, result.examples, result.notes)
+    except (OSError, sf.SoundFileRuntimeError) as exc:  # figures and example audio: full disk, permissions
+        raise write_error(getattr(exc, "filename", None) or out / "report", exc) from None
     for note in result.notes:
         print(f"note: {note}")
     return result.metrics
@@ -133,11 +166,23 @@ def _rank() -> int:
 
 
 def run_experiment(config: DictConfig, out: Path, progress: bool = True) -> int:
-    """Train the recipe into ``out``, evaluate its best checkpoint and write the report; 0, or 130 when interrupted."""
+    """Train the recipe into ``out``, evaluate its best checkpoint and write the report; 0, or 130 when interrupted.
+
+    ``out`` is locked for the whole run: a second process on it is refused before it does anything.
+    """
+    out = Path(out)
+    if _rank() != 0:
+        # The ranks of one torchrun job share the folder; rank 0 holds its lock for all of them.
+        return _train_and_evaluate(config, out, progress)
+    with folder_lock(out, "mstt run"):
+        return _train_and_evaluate(config, out, progress)
+
+
+def _train_and_evaluate(config: DictConfig, out: Path, progress: bool) -> int:
+    """The body of :func:`run_experiment`, run while the folder is locked."""
     from mstt.nn.build import build_model
     from mstt.train import load_checkpoint, resolve_device, seed_everything, train
 
-    out = Path(out)
     adapter = build_adapter(config)
     train_set, val_set = training_sets(config, adapter)
     seed_everything(int(config.trainer.seed))  # before build: initial weights follow the seed

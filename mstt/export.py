@@ -21,8 +21,8 @@ from mstt.recipe import active_heads, recipe_from_dict
 from mstt.train.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_FORMAT_VERSION,
-    clean_state_dict,
     load_checkpoint,
+    load_model_weights,
     save_checkpoint,
 )
 
@@ -75,12 +75,9 @@ def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, DictConfig
         raise MsttError(f"{path}: {_first_line(exc)}") from None
     except RecipeError as exc:
         raise MsttError(f"{path}: its recipe does not build with mstt {mstt.__version__} ({_first_line(exc)})") from None
-    try:
-        # copy_ casts, so float16 weights of an exported file load into the float32 model.
-        model.load_state_dict(clean_state_dict(data["model"]))
-    except RuntimeError as exc:
-        hint = f"it was made by mstt {made_by}, this is {mstt.__version__}; " if made_by != mstt.__version__ else ""
-        raise MsttError(f"{path}: its weights do not fit the model its recipe builds ({hint}{_first_line(exc)})") from None
+    hint = f"it was made by mstt {made_by}, this is {mstt.__version__}; " if made_by != mstt.__version__ else ""
+    # copy_ casts, so float16 weights of an exported file load into the float32 model.
+    load_model_weights(model, data["model"], path, hint)
     notes = [f"{path.name} was made by mstt {made_by}; this is mstt {mstt.__version__}"] if made_by != mstt.__version__ else []
     return model.float(), config, notes
 
@@ -121,5 +118,5 @@ def export_checkpoint(source: str | Path, out: str | Path, half: bool = False) -
     }
     if out.resolve() == source.resolve():
         raise MsttError(f"{out}: would overwrite the checkpoint being exported; choose another OUT")
-    save_checkpoint(payload, out)
+    save_checkpoint(payload, out, flag="OUT")
     return out

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -234,6 +235,7 @@ def load_recipe(files: list[str | Path], overrides: list[str] | None = None) -> 
             raise RecipeError(f"{where}: {_describe(exc)}") from None
     if not config.name:
         config.name = Path(files[0]).stem
+    check_numbers(config)
     return config
 
 
@@ -252,6 +254,49 @@ def recipe_from_dict(data: dict[str, Any]) -> DictConfig:
 
 # ------------------------------------------------------------- validation
 
+# Float options with a range, checked at load so that --dry-run refuses them (validate_recipe
+# checks the others, e.g. data.crop_seconds, when the model is built; a NaN fails at load):
+# key -> (lowest allowed, whether the lowest itself is allowed, highest or None, what to write).
+RANGES: dict[str, tuple[float, bool, float | None, str]] = {
+    "optim.lr": (0.0, False, None, "a positive finite number"),
+    "optim.weight_decay": (0.0, True, None, "a finite number >= 0"),
+    "optim.momentum": (0.0, True, 1.0, "a number in [0, 1)"),
+    "optim.grad_clip": (0.0, True, None, "a finite number >= 0 (0: no clipping)"),
+    "data.eval_segment_seconds": (0.0, False, None, "a positive finite number of seconds, or null"),
+    "trainer.save_every_minutes": (0.0, True, None, "a finite number of minutes >= 0 (0: only at validations)"),
+    "eval.note_threshold": (0.0, False, 1.0, "a probability in (0, 1)"),
+    "eval.chunk_seconds": (0.0, False, None, "a positive finite number of seconds"),
+}
+
+
+def _float_leaves(value: Any, key: str) -> Iterator[tuple[str, float]]:
+    """Every float in a plain container as (dotted key, value); list items as ``key[i]``."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _float_leaves(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _float_leaves(v, f"{key}[{i}]")
+    elif isinstance(value, float):
+        yield key, value
+
+
+def _in_range(value: float, low: float, low_ok: bool, high: float | None) -> bool:
+    """Whether ``value`` is finite and within the range (NaN compares false, so it fails here)."""
+    above = value >= low if low_ok else value > low
+    return math.isfinite(value) and above and (high is None or value < high)
+
+
+def check_numbers(config: DictConfig) -> None:
+    """Refuse a NaN or infinity anywhere (component options included) and out-of-range floats, naming the key."""
+    for key, (low, low_ok, high, wanted) in RANGES.items():
+        value = OmegaConf.select(config, key)
+        if value is not None and not _in_range(float(value), low, low_ok, high):
+            raise RecipeError(f"{key}: {value} must be {wanted}")
+    for key, value in _float_leaves(OmegaConf.to_container(config, resolve=True), ""):
+        if not math.isfinite(value):
+            raise RecipeError(f"{key}: {value} must be a finite number")
+
 
 def component_options(schema: type | None, options: Any, where: str) -> Any:
     """Validate a component's options against its own dataclass schema; returns an instance."""
@@ -262,9 +307,13 @@ def component_options(schema: type | None, options: Any, where: str) -> Any:
         return None
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), given)
-        return OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
         raise RecipeError(_describe(exc, prefix=f"{where}.")) from None
+    # A string such as "nan" in a recipe's options becomes a float only here, through the schema.
+    for key, value in _float_leaves(OmegaConf.to_container(merged, resolve=True), where):
+        if not math.isfinite(value):
+            raise RecipeError(f"{key}: {value} must be a finite number")
+    return OmegaConf.to_object(merged)
 
 
 def active_heads(config: DictConfig) -> dict[str, HeadConfig]:

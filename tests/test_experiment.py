@@ -64,7 +64,7 @@ def test_run_trains_evaluates_and_reports(tiny_run):
                  "report.html", "logs/train.csv", "logs/validation.csv", "report/learning_curves.png"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"recipe", "checkpoint", "split", "n_examples", "separation", "transcription"}
+    assert set(metrics) == {"recipe", "checkpoint", "split", "n_examples", "skipped", "separation", "transcription"}
     assert metrics["checkpoint"].endswith("best.pt") and metrics["split"] == "test"
     assert list(metrics["separation"]) == ["piano", "guitar", "mean"]
     assert list(metrics["transcription"]) == ["piano", "guitar", "mean"]
@@ -172,3 +172,41 @@ def test_gain_and_eq_augmentation_wrap_the_training_crops(tiny_run, monkeypatch)
     torch.testing.assert_close(item["mixture"], item["sources"].sum(0))
     plain, _ = training_sets(load_recipe([RECIPES / "cerberus_set1.yaml"], TINY), build_adapter(config))
     assert not isinstance(plain, RemixAugmented)
+
+
+@pytest.fixture(scope="module")
+def broken_slakh(tmp_path_factory) -> Path:
+    """Four test tracks, two of them broken (garbage metadata.yaml, a missing stem)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.data.fixtures import write_slakh
+
+    root = tmp_path_factory.mktemp("slakh")
+    write_slakh(root, {"train": ["Track00001"], "test": [f"Track0187{i}" for i in range(6, 10)]},
+                sample_rate=8000, seconds=1.0)
+    (root / "test/Track01877/metadata.yaml").write_text("stems: [unclosed\n  : :")
+    (root / "test/Track01879/stems/S01.flac").unlink()
+    return root
+
+
+def test_eval_says_which_tracks_it_skipped_and_lists_them(tiny_run, broken_slakh, tmp_path, capsys):
+    out = tmp_path / "eval"
+    args = ["eval", str(tiny_run[0] / "checkpoints/best.pt"), "--data", f"slakh:{broken_slakh}", "--split", "test"]
+    assert main([*args, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped 2 of 4 tracks of split test (1 bad metadata.yaml, 1 missing stem audio)" in printed
+    skipped = json.loads((out / "metrics.json").read_text())["skipped"]
+    assert sorted(Path(s["path"]).name for s in skipped) == ["Track01877", "Track01879"]
+    report = (out / "report.md").read_text()
+    assert "## Skipped tracks (2, not evaluated)" in report and "Track01879" in report and "missing stem audio" in report
+    # --strict: an error before the model runs, one line, no new files.
+    assert main([*args, "--out", str(tmp_path / "strict"), "--strict"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "skipped 2 of 4 tracks of split test" in line and "Track01877" in line and "drop --strict" in line
+    assert not (tmp_path / "strict" / "metrics.json").exists()
+
+
+def test_a_complete_split_lists_no_skipped_tracks(tiny_run):
+    assert json.loads((tiny_run[0] / "metrics.json").read_text())["skipped"] == []
+    assert "skipped" not in tiny_run[1] and "Skipped tracks" not in (tiny_run[0] / "report.md").read_text()

@@ -49,7 +49,7 @@ def test_export_of_a_file_that_is_no_checkpoint(tmp_path, capsys):
     bogus.write_bytes(b"\x00" * 10)
     assert main(["export", str(bogus), str(tmp_path / "out.pt")]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith(f"mstt: error: {bogus}: not a readable mstt checkpoint")
+    assert line.startswith(f"mstt: error: {bogus} is not a torch checkpoint")
     assert not (tmp_path / "out.pt").exists()
 
 

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from scipy.signal import resample_poly
 
 import mstt
+from mstt.cli import main
 from mstt.errors import MsttError
 from mstt.features import STFT
 from mstt.inference import Separator, StreamResampler, align_order, chunk_bounds, crossfade_weights
@@ -256,7 +257,7 @@ def test_bad_waveforms_are_one_line_errors(checkpoint, audio, message):
 def test_a_file_that_is_no_checkpoint(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("hello")
-    with pytest.raises(MsttError, match="notes.txt: not a readable mstt checkpoint"):
+    with pytest.raises(MsttError, match="notes.txt is not a torch checkpoint"):
         mstt.load(text)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, other)
@@ -299,3 +300,20 @@ def test_a_missing_plugin_is_named(tmp_path, monkeypatch):
         mstt.load(path)
     message = str(info.value)
     assert message == (f"{path}: needs plugin mstt-onset-head 0.3.1, which is not installed (pip install mstt-onset-head)")
+
+
+def test_a_tensor_of_the_wrong_shape_names_the_parameter_and_both_shapes(tmp_path, capsys):
+    path = make_checkpoint(tmp_path / "good.pt")
+    data = torch.load(path, weights_only=True)
+    key = next(k for k, v in data["model"].items() if v.dim() == 2)
+    right = "x".join(map(str, data["model"][key].shape))
+    data["model"][key] = torch.zeros(3, 5)
+    torch.save(data, tmp_path / "shape.pt")
+    with pytest.raises(MsttError) as caught:
+        mstt.load(tmp_path / "shape.pt")
+    message = str(caught.value)
+    assert f"parameter {key} is 3x5 in the checkpoint but {right} in the model" in message and "\n" not in message
+    # mstt eval goes through its own loader: the same line.
+    assert main(["eval", str(tmp_path / "shape.pt"), "--data", "synth:"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"parameter {key} is 3x5 in the checkpoint but {right}" in line

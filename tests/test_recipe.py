@@ -190,3 +190,57 @@ def test_dry_run_typo_fails_with_one_line(capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "wieght_decay_typo" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.lr=nan", "optim.lr: nan must be a positive finite number"),
+        ("optim.lr=0", "optim.lr: 0.0 must be a positive finite number"),
+        ("optim.lr=-1", "optim.lr: -1.0 must be a positive finite number"),
+        ("optim.lr=inf", "optim.lr: inf must be a positive finite number"),
+        ("optim.momentum=1.5", "optim.momentum: 1.5 must be a number in [0, 1)"),
+        ("optim.grad_clip=-1", "optim.grad_clip: -1.0 must be a finite number >= 0"),
+        ("eval.note_threshold=0", "eval.note_threshold: 0.0 must be a probability in (0, 1)"),
+        ("data.eval_segment_seconds=0", "data.eval_segment_seconds: 0.0 must be a positive"),
+        ("data.crop_seconds=nan", "data.crop_seconds: nan must be a finite number"),
+        ("trainer.max_minutes=nan", "trainer.max_minutes: nan must be a finite number"),
+        ("model.heads.tr.weight=-inf", "model.heads.tr.weight: -inf must be a finite number"),
+        ("data.options.silence_threshold=.nan", "data.options.silence_threshold: nan must be a finite number"),
+        ("optim.schedule_options={factor: .nan}", "optim.schedule_options.factor: nan must be a finite number"),
+        ("data.options.splits=[0.8,.inf,0.1]", "data.options.splits[1]: inf must be a finite number"),
+    ],
+)
+def test_nan_inf_and_bad_learning_rates_are_refused_at_load(override, message, capsys):
+    with pytest.raises(RecipeError) as info:
+        load_recipe([RECIPES / "cerberus_set4.yaml"], [override])
+    assert message in str(info.value) and "\n" not in str(info.value)
+    # --dry-run loads the recipe, so it refuses them too: one line, exit 2.
+    assert main(["run", str(RECIPES / "cerberus_set4.yaml"), RECIPES.parent.joinpath("recipes/quick.yaml").as_posix(),
+                 override, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_a_nan_string_in_component_options_is_refused_by_their_schema():
+    # YAML reads "nan" as a string; only the adapter's float schema makes it a number.
+    config = load_recipe([RECIPES / "cerberus_set4.yaml"], ["data.options.silence_threshold=nan"])
+    with pytest.raises(RecipeError, match=r"^data.options.silence_threshold: nan must be a finite number$"):
+        build_model(config)
+
+
+def test_every_float_field_of_the_schemas_is_checked_for_nan():
+    import dataclasses
+
+    from mstt import recipe
+
+    floats = [
+        f"{section}.{f.name}"
+        for section, schema in [("data", recipe.DataConfig), ("optim", recipe.OptimConfig),
+                                ("trainer", recipe.TrainerConfig), ("eval", recipe.EvalConfig)]
+        for f in dataclasses.fields(schema) if "float" in str(f.type)
+    ]
+    assert len(floats) >= 10
+    for key in floats:
+        with pytest.raises(RecipeError, match=rf"^{key.replace('.', '[.]')}: nan must be"):
+            load_recipe([RECIPES / "cerberus_set4.yaml"], [f"{key}=nan"])

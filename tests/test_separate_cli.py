@@ -76,15 +76,55 @@ def test_bad_inputs_are_named_and_the_good_ones_still_processed(tmp_path, capsys
     assert sf.info(out_dir / "good" / "guitar.wav").frames == int(1.5 * 22050)
 
 
-def test_an_unwritable_output_folder_is_one_line_per_file(tmp_path, capsys, checkpoint):  # noqa: F811
+@pytest.mark.parametrize("under", ["", "out"])
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, checkpoint, under, monkeypatch):  # noqa: F811
     song = tmp_path / "song.wav"
     sf.write(song, tones(1.0, 8000), 8000)
     blocker = tmp_path / "a-file"
     blocker.write_text("")  # a folder cannot be made under a file, even by root
-    code, out, err = run_cli(capsys, str(checkpoint), str(song), str(song), "--out", str(blocker / "out"))
-    assert code == 1 and "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len([line for line in lines if "choose a writable --out" in line and str(song) in line]) == 2
+    monkeypatch.setattr("mstt.inference.load", lambda *a: pytest.fail("loaded the model"))
+    code, out, err = run_cli(capsys, str(checkpoint), str(song), "--out", str(blocker / under))
+    (line,) = err.strip().splitlines()
+    assert code == 2 and line.startswith(f"mstt: error: --out {blocker / under}".rstrip("/")) and "is a file" in line
+
+
+def test_a_read_only_output_folder_is_refused_before_any_work(tmp_path, capsys, checkpoint, monkeypatch):  # noqa: F811
+    import os
+
+    song = tmp_path / "song.wav"
+    sf.write(song, tones(1.0, 8000), 8000)
+    (tmp_path / "ro").mkdir()
+    real = os.access  # root may write anywhere: pretend the folder is read-only
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(tmp_path / "ro") else real(p, mode))
+    code, out, err = run_cli(capsys, str(checkpoint), str(song), "--out", str(tmp_path / "ro" / "sep"))
+    (line,) = err.strip().splitlines()
+    assert code == 2 and f"{tmp_path / 'ro'} is not writable; choose a writable --out" in line
+
+
+def test_a_full_disk_while_writing_stems_keeps_the_previous_ones_and_names_the_file(tmp_path, capsys, checkpoint, monkeypatch):  # noqa: F811
+    import os
+    from types import SimpleNamespace
+
+    song = tmp_path / "song.wav"
+    sf.write(song, tones(1.0, 8000), 8000)
+    out_dir = tmp_path / "sep"
+    assert run_cli(capsys, str(checkpoint), str(song), "--out", str(out_dir))[0] == 0
+    before = {p.name: p.read_bytes() for p in (out_dir / "song").iterdir()}
+    real_write = sf.SoundFile.write
+
+    def full(self, data):  # libsndfile reports a full disk as "System error." without an errno
+        if self.mode == "w":
+            raise sf.LibsndfileError(2, "Error writing: ")
+        return real_write(self, data)
+
+    monkeypatch.setattr(sf.SoundFile, "write", full)
+    monkeypatch.setattr(os, "statvfs", lambda d: SimpleNamespace(f_bavail=0, f_frsize=4096))
+    code, out, err = run_cli(capsys, str(checkpoint), str(song), "--out", str(out_dir))
+    lines = [line for line in err.strip().splitlines() if line.startswith("mstt: error")]
+    assert code == 1 and len(lines) == 1
+    assert f"no space left on device writing {out_dir / 'song'}/" in lines[0] and "choose another --out" in lines[0]
+    assert {p.name: p.read_bytes() for p in (out_dir / "song").iterdir()} == before
+    assert not list(out_dir.glob(".*partial*"))
 
 
 def test_not_a_checkpoint_is_a_usage_error(tmp_path, capsys):
@@ -95,7 +135,7 @@ def test_not_a_checkpoint_is_a_usage_error(tmp_path, capsys):
     code, out, err = run_cli(capsys, str(fake), str(song), "--out", str(tmp_path / "out"))
     assert code == 2
     (line,) = err.strip().splitlines()
-    assert line.startswith(f"mstt: error: {fake}: not a readable mstt checkpoint (")
+    assert line.startswith(f"mstt: error: {fake} is not a torch checkpoint;")
     assert not (tmp_path / "out").exists()
 
 

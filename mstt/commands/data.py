@@ -1,10 +1,11 @@
-"""``mstt data KIND:PATH``: what a dataset holds, per split and source, and what was skipped."""
+"""``mstt data KIND:PATH``: what a dataset holds, per split and source, what was skipped and what was left out."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 from mstt.data.classes import DEFAULT_CLASSES
@@ -58,7 +59,22 @@ def format_table(summary: dict[str, Any], kind: str) -> str:
     skipped = summary["skipped"]
     lines += ["", f"skipped: {len(skipped)}"]
     lines += [f"  {s['path']}: {s['reason']}" for s in skipped]
-    return "\n".join(lines)
+    return "\n".join(lines + left_out_lines(summary.get("left_out") or []))
+
+
+def left_out_lines(left_out: list[dict[str, str]], examples: int = 3) -> list[str]:
+    """Parts of usable tracks left out by design, grouped by reason with a few examples (--json lists all)."""
+    if not left_out:
+        return []
+    groups: dict[str, list[dict[str, str]]] = {}
+    for entry in left_out:
+        groups.setdefault(entry["reason"], []).append(entry)
+    lines = ["", f"left out (information, not errors): {len(left_out)} stem(s) of usable tracks"]
+    for reason, entries in groups.items():
+        shown = ", ".join(f"{Path(e['path']).name}/{e['part']}" for e in entries[:examples])
+        more = f", and {len(entries) - examples} more (--json lists all)" if len(entries) > examples else ""
+        lines.append(f"  {len(entries)} x {reason}: {shown}{more}")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from mstt.errors import MsttError
+from mstt.fileio import check_out_dir
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-examples", type=int, default=None, metavar="N", help="evaluate at most N windows, spread over the split")
     p.add_argument("--bss-eval", action="store_true", help="also SIR and SAR through mir_eval (slow)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--strict", action="store_true", help="fail (exit 2) when the adapter skipped any track of the split")
     p.set_defaults(func=run)
 
 
@@ -67,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     from mstt.recipe import recipe_from_dict
     from mstt.train import load_checkpoint, resolve_device
 
+    if args.out is not None:
+        check_out_dir(args.out)  # before the slow part, not after it
     checkpoint = load_checkpoint(args.checkpoint)
     if not isinstance(checkpoint.get("recipe"), dict):
         raise MsttError(f"{args.checkpoint}: the checkpoint holds no recipe to rebuild its model from")
@@ -84,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
     kind, root = parse_data(args.data, config.data.kind, config.data.root)
     adapter = build_adapter(config, kind, root, parse_data_options(args.data_option))
     run_dir = run_folder(args.checkpoint)
-    out = args.out or run_dir / f"eval-{kind}-{args.split}"
+    out = check_out_dir(args.out or run_dir / f"eval-{kind}-{args.split}")
     logs = {"train": run_dir / "logs" / "train.csv", "validation": run_dir / "logs" / "validation.csv"}
-    metrics = evaluate_checkpoint(config, model, args.checkpoint, adapter, out, logs, device)
+    metrics = evaluate_checkpoint(config, model, args.checkpoint, adapter, out, logs, device, strict=args.strict)
     for line in summary_lines(metrics):
         print(line)
     print(f"wrote {out / 'metrics.json'} and {out / 'report.md'}")

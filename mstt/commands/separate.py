@@ -23,6 +23,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from mstt.errors import MsttError
+from mstt.fileio import check_out_dir, remove_stale_tmp, write_error
 
 OUTPUTS = ("stems", "midi", "png")
 BLOCK = 1 << 16
@@ -106,18 +107,22 @@ def _mono_blocks(path: Path, tee: sf.SoundFile | None) -> Iterator[np.ndarray]:
 class _StemWriter:
     """The sink of :meth:`Separator.stream`: one float WAV per stem, opened on the first block."""
 
-    def __init__(self, folder: Path, sample_rate: int, enabled: bool) -> None:
+    def __init__(self, folder: Path, sample_rate: int, enabled: bool, shown: Path | None = None) -> None:
         self.folder, self.sample_rate, self.enabled = folder, sample_rate, enabled
+        self.shown = shown or folder  # where the stems will be once complete: the path a user knows
         self.files: dict[str, sf.SoundFile] = {}
 
     def __call__(self, names: list[str], block: np.ndarray) -> None:
         if not self.enabled:
             return
         for j, name in enumerate(names):
-            if name not in self.files:
-                # Float samples: stems may exceed full scale and must not clip.
-                self.files[name] = sf.SoundFile(str(self.folder / f"{name}.wav"), "w", self.sample_rate, 1, "FLOAT")
-            self.files[name].write(block[j])
+            try:
+                if name not in self.files:
+                    # Float samples: stems may exceed full scale and must not clip.
+                    self.files[name] = sf.SoundFile(str(self.folder / f"{name}.wav"), "w", self.sample_rate, 1, "FLOAT")
+                self.files[name].write(block[j])
+            except (OSError, sf.SoundFileRuntimeError) as exc:  # libsndfile says only "System error." on a full disk
+                raise write_error(self.shown / f"{name}.wav", exc) from None
 
     def close(self) -> None:
         for f in self.files.values():
@@ -136,7 +141,7 @@ def separate_file(separator: Any, path: Path, folder: Path, args: argparse.Names
         raise MsttError(f"{path}: cannot write {folder} ({exc.strerror or exc}); choose a writable --out") from None
     try:
         mixture = sf.SoundFile(str(tmp / "mixture.wav"), "w", rate, 1, "PCM_16") if args.html else None
-        writer = _StemWriter(tmp, rate, "stems" in outputs or args.html)
+        writer = _StemWriter(tmp, rate, "stems" in outputs or args.html, shown=folder)
         try:
             result = separator.stream(
                 _mono_blocks(path, mixture), frames, rate, writer, args.chunk_seconds, args.overlap_seconds,
@@ -167,7 +172,7 @@ def separate_file(separator: Any, path: Path, folder: Path, args: argparse.Names
             written.append(item.name)
         tmp.rmdir()
     except OSError as exc:
-        raise MsttError(f"{path}: cannot write {folder} ({exc.strerror or _reason(exc)}); choose a writable --out") from None
+        raise MsttError(f"{path}: {write_error(folder, exc)}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return lines + [f"wrote {folder}/ ({', '.join(written)})"]
@@ -220,6 +225,8 @@ def run(args: argparse.Namespace) -> int:
 
         # The recurrent trunk synchronises its threads at every frame; on a busy machine fewer wait less.
         torch.set_num_threads(args.threads)
+    check_out_dir(args.out)
+    remove_stale_tmp(args.out, depth=0)  # .song.partial-PID/ folders of a killed separate
     separator = load(args.checkpoint, args.device)
     for line in separator.messages:
         print(f"note: {line}")

@@ -87,6 +87,8 @@ class DatasetAdapter:
         self._tracks: dict[str, list[Track]] = {split: [] for split in SPLITS}
         self._skipped: list[dict[str, str]] = []
         self._skip_kinds: list[str] = []
+        self._skip_splits: list[str | None] = []  # the split each skipped track would have been in, if known
+        self._left_out: list[dict[str, str]] = []  # parts of usable tracks left out by design (information)
         self._loaded: dict[tuple[str, str], CachedAudio | None] = {}
 
     # -- filled by subclasses -------------------------------------------------------------
@@ -94,10 +96,18 @@ class DatasetAdapter:
         """Make a track usable in its split."""
         self._tracks[track.split].append(track)
 
-    def _skip(self, path: Path, kind: str, detail: str = "") -> None:
-        """Record an unusable track; ``kind`` groups reasons for the nothing-usable error."""
+    def _skip(self, path: Path, kind: str, detail: str = "", split: str | None = None) -> None:
+        """Record an unusable track; ``kind`` groups reasons for the nothing-usable error.
+
+        ``split`` (when known) lets an evaluation of that split say which of its tracks it lacks.
+        """
         self._skipped.append({"path": str(path), "reason": f"{kind}: {detail}" if detail else kind})
         self._skip_kinds.append(kind)
+        self._skip_splits.append(split)
+
+    def _leave_out(self, path: Path, part: str, reason: str) -> None:
+        """Record a part of a usable track (e.g. one stem) that is left out by design: information, not an error."""
+        self._left_out.append({"path": str(path), "part": part, "reason": reason})
 
     def _require_tracks(self) -> None:
         """Raise one-line DataError when no split holds a usable track."""
@@ -124,6 +134,15 @@ class DatasetAdapter:
         """Every unusable track as ``{"path", "reason"}``."""
         return [dict(s) for s in self._skipped]
 
+    def skipped_in(self, split: str) -> list[dict[str, str]]:
+        """The unusable tracks that belong to ``split`` (those of no known split are in :attr:`skipped` only)."""
+        return [dict(s) for s, where in zip(self._skipped, self._skip_splits) if where == split]
+
+    @property
+    def left_out(self) -> list[dict[str, str]]:
+        """Parts of usable tracks left out by design, as ``{"path", "part", "reason"}`` (not errors)."""
+        return [dict(s) for s in self._left_out]
+
     def summary(self, hop_length: int = 256, crop_seconds: float = 2.0) -> dict[str, Any]:
         """Tracks, examples (training crops of ``crop_seconds``) and seconds per split and source."""
         splits = {}
@@ -146,6 +165,7 @@ class DatasetAdapter:
             "splits": splits,
             "sources": sources,
             "skipped": self.skipped,
+            "left_out": self.left_out,
         }
 
     def training_dataset(self, split: str, crop_seconds: float, hop_length: int, seed: int) -> "TrainingDataset":
@@ -241,7 +261,7 @@ class DatasetAdapter:
         """Move a track that failed to decode from its split to the skipped list."""
         if track in self._tracks[track.split]:
             self._tracks[track.split].remove(track)
-            self._skip(track.path, "undecodable audio", str(exc))
+            self._skip(track.path, "undecodable audio", str(exc), split=track.split)
             warnings.warn(f"{track.path}: skipped, {exc}", stacklevel=3)
 
     def _nonempty(self, split: str) -> list[Track]:

@@ -133,9 +133,9 @@ class GuitarSetAdapter(DatasetAdapter):
             try:
                 self._add(self._scan(take, wav))
             except Unusable as why:
-                self._skip(wav, *why.args)
+                self._skip(wav, *why.args, split=self.split_of(take))
             except OSError as exc:  # permissions, a vanished file: one take, not the run
-                self._skip(wav, "unreadable take", f"{type(exc).__name__}: {exc}")
+                self._skip(wav, "unreadable take", f"{type(exc).__name__}: {exc}", split=self.split_of(take))
         self._require_tracks()
 
     def split_of(self, take: str) -> str | None:

@@ -159,14 +159,15 @@ class MapsAdapter(DatasetAdapter):
         for split, stem in candidates:
             piece = piece_of(stem.name)
             if options.exclude_test_pieces and split != "test" and piece in test_pieces:
+                # Left out by design, not broken: no split of an evaluation lacks it.
                 self._skip(_with(stem, ".wav"), "piece also in the test split", f"{piece} (exclude_test_pieces)")
                 continue
             try:
                 self._add(self._scan(split, stem))
             except Unusable as why:
-                self._skip(_with(stem, ".wav"), *why.args)
+                self._skip(_with(stem, ".wav"), *why.args, split=split)
             except OSError as exc:  # permissions, a vanished file: one piece, not the run
-                self._skip(_with(stem, ".wav"), "unreadable piece", f"{type(exc).__name__}: {exc}")
+                self._skip(_with(stem, ".wav"), "unreadable piece", f"{type(exc).__name__}: {exc}", split=split)
         self._require_tracks()
 
     def _split_of(self, piano: str) -> str:

@@ -156,9 +156,9 @@ class MapsGuitarSetAdapter(DatasetAdapter):
         self.maps = MapsAdapter(maps_root, [PIANO], sample_rate, replace(options.maps, **shared))
         self.guitarset = GuitarSetAdapter(guitar_root, [GUITAR], sample_rate, replace(options.guitarset, **shared))
         for corpus in (self.maps, self.guitarset):
-            for skipped in corpus.skipped:
+            for skipped, split in zip(corpus.skipped, corpus._skip_splits):
                 kind, _, detail = skipped["reason"].partition(": ")
-                self._skip(Path(skipped["path"]), kind, detail)
+                self._skip(Path(skipped["path"]), kind, detail, split=split)
         for index, split in enumerate(SPLITS):
             pianos, guitars = self.maps.tracks(split), self.guitarset.tracks(split)
             if not pianos or not guitars:
@@ -216,7 +216,7 @@ class MapsGuitarSetAdapter(DatasetAdapter):
         if recording not in corpus.tracks(recording.split):
             return
         corpus._drop(recording, exc)
-        self._skip(recording.path, "undecodable audio", str(exc))
+        self._skip(recording.path, "undecodable audio", str(exc), split=recording.split)
         for split, tracks in self._tracks.items():
             self._tracks[split] = [t for t in tracks if all(p[0] is not recording for p in t.parts.values())]
 

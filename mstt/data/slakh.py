@@ -167,6 +167,13 @@ def read_notes(path: Path) -> np.ndarray:
     return sort_notes(np.array(rows, dtype=np.float64).reshape(-1, 4))
 
 
+def _unused(cls: str | None, program: int) -> str:
+    """Why a rendered stem is in no source: of no class, or of a class the recipe does not separate."""
+    if cls is None:
+        return f"program {program} is of no class and no source '{OTHER}' takes it (mix_other_stems: false)"
+    return f"class {cls} is not among the sources (mix_other_stems: false)"
+
+
 class _Skip(Exception):
     """A track is unusable: (kind, detail)."""
 
@@ -201,16 +208,22 @@ class SlakhAdapter(DatasetAdapter):
                 f"{', '.join(self.classes)} and {OTHER} (recipes can add classes with the option class_programs)"
             )
         self.layout, pairs = find_tracks(self.root, options.split_layout)
+        self._scan_left_out: list[tuple[str, str]] = []
         for split, path in pairs:
             if split not in SPLITS:
                 self._skip(path, "not a Slakh2100 track id", "split_layout=orig needs Track00001-Track02100")
                 continue
+            self._scan_left_out: list[tuple[str, str]] = []  # (stem, reason) of the track being scanned
             try:
                 self._add(self._scan(split, path))
             except _Skip as skip:
-                self._skip(path, *skip.args)
+                self._skip(path, *skip.args, split=split)
+                continue
             except OSError as exc:  # permissions, a vanished file: one track, not the run
-                self._skip(path, "unreadable track", f"{type(exc).__name__}: {exc}")
+                self._skip(path, "unreadable track", f"{type(exc).__name__}: {exc}", split=split)
+                continue
+            for stem, reason in self._scan_left_out:  # only for tracks in use: a skipped one says why already
+                self._leave_out(path, stem, reason)
         self._require_tracks()
 
     def _metadata(self, path: Path) -> dict[str, Any]:
@@ -239,7 +252,10 @@ class SlakhAdapter(DatasetAdapter):
         others: list[Path] = []
         for stem_id, stem in sorted(meta["stems"].items()):
             if not (stem["audio_rendered"] and stem["midi_saved"]):
-                continue  # its audio is not in our mixtures either, so dropping it is consistent
+                # Its audio is not in our mixtures either, so dropping it is consistent; but say so.
+                flag = "audio_rendered" if not stem["audio_rendered"] else "midi_saved"
+                self._scan_left_out.append((str(stem_id), f"{flag}: false in metadata.yaml"))
+                continue
             try:
                 program = int(stem["program_num"])
             except (TypeError, ValueError) as exc:
@@ -248,6 +264,7 @@ class SlakhAdapter(DatasetAdapter):
             if cls not in stems and OTHER in stems:
                 cls = OTHER  # the catch-all source owns it (audio only: OTHER is not transcribed)
             if cls not in stems and not self.options.mix_other_stems:
+                self._scan_left_out.append((str(stem_id), _unused(cls, program)))
                 continue
             audio = next((audio_dir / f"{stem_id}{s}" for s in AUDIO_SUFFIXES if (audio_dir / f"{stem_id}{s}").exists()), None)
             if audio is None:

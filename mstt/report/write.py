@@ -11,6 +11,7 @@ import numpy as np
 import soundfile as sf
 
 from mstt.evaluate.core import ReportExample
+from mstt.fileio import write_text_atomic
 from mstt.report.html import write_html_report
 from mstt.report.plots import learning_curves, masks_figure, read_history, rolls_figure
 
@@ -121,6 +122,9 @@ def write_report(
         md += [f"## {heading}", "", *_markdown_table(rows), ""]
     if notes:
         md += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    skipped = metrics.get("skipped") or []
+    if skipped:  # an evaluation of part of the split must say so where its numbers are read
+        md += [f"## Skipped tracks ({len(skipped)}, not evaluated)", "", *[f"- `{s['path']}`: {s['reason']}" for s in skipped], ""]
     if curves is not None:
         md += ["## Learning curves", "", f"![learning curves]({curves.relative_to(run_dir).as_posix()})", ""]
     if sections:
@@ -129,8 +133,7 @@ def write_report(
         md += [f"### {section.title}", ""]
         md += [f"![{Path(p).stem}]({p})" for p in section.images] + [""]
         md += ["Audio: " + " · ".join(f"[{label}]({p})" for label, p in section.audio), ""]
-    path = run_dir / "report.md"
-    path.write_text("\n".join(md))
+    path = write_text_atomic(run_dir / "report.md", "\n".join(md))  # a full disk keeps the previous report
 
     # The same content with audio players, through the one HTML writer (also used by `mstt separate`).
     audio = {f"{section.title}: {label}": run_dir / p for section in sections for label, p in section.audio}

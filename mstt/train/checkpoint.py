@@ -14,6 +14,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from mstt.errors import MsttError
-from mstt.fileio import write_text_atomic  # noqa: F401  (re-exported for the loop)
+from mstt.fileio import write_error, write_text_atomic  # noqa: F401  (write_text_atomic: re-exported for the loop)
 
 CHECKPOINT_FORMAT = "mstt-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
@@ -59,7 +60,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
+def save_checkpoint(payload: dict[str, Any], path: Path, flag: str = "--out") -> None:
     """Write ``payload`` to ``path`` atomically: temp file, fsync, ``os.replace``.
 
     A crash at any instant leaves either the previous file or the new one; a failure while
@@ -78,11 +79,31 @@ def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-        raise MsttError(
-            f"{path}: could not write the checkpoint ({reason}); the previous one is intact"
-        ) from None
+        error = write_error(path, exc, flag)  # flag: where the user chose the place (--out, OUT)
+        raise MsttError(f"{error} (the previous checkpoint is intact)") from None
     _fsync_dir(path.parent)
+
+
+def _torch_load(path: Path, map_location: str | torch.device) -> Any:
+    """``torch.load(weights_only=True)`` with its failures as one-line MsttErrors naming ``path``."""
+    not_torch = f"{path} is not a torch checkpoint; pass a checkpoints/*.pt file written by mstt run or mstt export"
+    with open(path, "rb") as f:
+        head = f.read(4)
+    # torch writes a zip archive (PK..), or before 1.6 a pickle (protocol byte 0x80): other bytes are no torch file.
+    if head != b"PK\x03\x04" and head[:1] != b"\x80":
+        raise MsttError(not_torch)
+    try:
+        with warnings.catch_warnings():
+            # torch warns (two lines) about old pickle protocols before it fails; our one line says it all.
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # a plain pickle, unsafe objects, or truncated
+        text = str(exc)
+        if "magic number" in text.lower() or "Unsupported operand" in text:
+            raise MsttError(not_torch) from None  # a pickle that torch did not write, or bytes that begin like one
+        reason = ("it holds objects that are not plain tensors and containers" if "Weights only load failed" in text
+                  else "it is truncated or damaged")
+        raise MsttError(f"{path}: not a readable mstt checkpoint ({reason}); pass a checkpoints/*.pt file written by mstt") from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -90,14 +111,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise MsttError(f"{path}: no such checkpoint")
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated, not a torch file, or holds unsafe objects
-        # torch's messages for these cases are long and cryptic; name the likely causes instead.
-        reason = "it holds objects that are not plain tensors and containers" if "weights_only" in str(exc) else (
-            "it is not a torch file or it is truncated"
-        )
-        raise MsttError(f"{path}: not a readable mstt checkpoint ({reason}); pass a checkpoints/*.pt file written by mstt") from None
+    data = _torch_load(path, map_location)
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise MsttError(f"{path}: not an mstt checkpoint (no format '{CHECKPOINT_FORMAT}')")
     version = data.get("format_version")
@@ -121,6 +135,35 @@ def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
                     key, changed = key[len(prefix) :], True
         cleaned[key] = value
     return cleaned
+
+
+def _shape(value: Any) -> str:
+    return "x".join(map(str, value.shape)) if value.dim() else "a scalar"
+
+
+def load_model_weights(model: torch.nn.Module, state: dict[str, Any], path: Path, hint: str = "") -> None:
+    """Load ``state`` into ``model``; a mismatch is one line naming the parameter (and both shapes).
+
+    torch's own message lists every mismatch over many lines; the first one names the problem.
+    """
+    state = clean_state_dict(state)
+    own = model.state_dict()
+    lead = f"{path}: its weights do not fit the model its recipe builds ({hint}"
+    for key, value in state.items():
+        if key in own and isinstance(value, torch.Tensor) and value.shape != own[key].shape:
+            raise MsttError(f"{lead}parameter {key} is {_shape(value)} in the checkpoint but {_shape(own[key])} in the model)")
+    unexpected = [k for k in state if k not in own]
+    missing = [k for k in own if k not in state]
+    if unexpected or missing:
+        which = (f"the checkpoint has {unexpected[0]}, which the model lacks" if unexpected
+                 else f"the checkpoint lacks {missing[0]}")
+        more = len(unexpected) + len(missing) - 1
+        raise MsttError(f"{lead}{which}" + (f", and {more} more mismatches)" if more else ")"))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # e.g. a tensor that is not a tensor
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MsttError(f"{lead}{first})") from None
 
 
 # ------------------------------------------------------------------ RNG

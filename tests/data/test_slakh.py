@@ -337,9 +337,42 @@ def test_mstt_data_json(slakh: Path, monkeypatch: pytest.MonkeyPatch, capsys: py
     assert cli.main(["data", f"slakh:{slakh}", "--sources", "piano,bass"]) == 0
     table = capsys.readouterr().out
     # Track00002's truncated stem is a guitar: without guitar the track is usable.
-    assert "train" in table and "bass" in table and "skipped: 3" in table and "Track00002" not in table
+    assert "train" in table and "bass" in table and "skipped: 3" in table and "Track00002" not in table.split("left out")[0]
     assert cli.main(["data", str(slakh)]) == 2
     assert "KIND:PATH" in capsys.readouterr().err
+
+
+def test_mstt_data_lists_unrendered_and_unused_stems_as_information(
+        slakh: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from mstt import cli, plugins
+
+    monkeypatch.setattr(plugins, "_registry", plugins.build_registry(("mstt.data.adapters",), entry_points=False))
+    assert cli.main(["data", f"slakh:{slakh}", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    usable = {"Track00001", "Track00006", "Track01501", "Track01876"}  # Track00006 has no S02 and no organ
+    by_reason: dict[str, set[str]] = {}
+    for entry in out["left_out"]:
+        assert set(entry) == {"path", "part", "reason"}
+        by_reason.setdefault(entry["reason"], set()).add(f"{Path(entry['path']).name}/{entry['part']}")
+    assert by_reason == {
+        "audio_rendered: false in metadata.yaml": {f"{t}/S02" for t in usable - {"Track00006"}},
+        "program 16 is of no class and no source 'other' takes it (mix_other_stems: false)":
+            {f"{t}/S06" for t in usable - {"Track00006"}},
+    }
+    assert {Path(s["path"]).name for s in out["skipped"]} == {"Track00002", "Track00003", "Track00004", "Track00005"}
+    # Piano and guitar only: bass, drums and strings are left out too, by class; the table groups them.
+    assert cli.main(["data", f"slakh:{slakh}", "--sources", "piano,guitar"]) == 0
+    table = capsys.readouterr().out
+    assert "left out (information, not errors):" in table
+    assert "x class bass is not among the sources" in table and "x audio_rendered: false in metadata.yaml" in table
+    assert "Track00001/S02" in table
+
+
+def test_skipped_tracks_know_their_split(slakh: Path) -> None:
+    adapter = SlakhAdapter(slakh, ["piano", "guitar"], SR, SlakhOptions())
+    assert {Path(s["path"]).name for s in adapter.skipped_in("train")} == {
+        "Track00002", "Track00003", "Track00004", "Track00005", "Track00006"}
+    assert adapter.skipped_in("test") == []
 
 
 def test_truncated_wav_stem_is_skipped_with_its_reason(tmp_path) -> None:

@@ -50,7 +50,8 @@ def test_crash_while_writing_leaves_the_previous_checkpoint(tmp_path, monkeypatc
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", torn)
-    with pytest.raises(MsttError, match=r"last.pt: could not write the checkpoint \(No space left on device\); the previous one is intact"):
+    with pytest.raises(MsttError, match=rf"^no space left on device writing {path}; free space or choose another --out "
+                                        r"\(the previous checkpoint is intact\)$"):
         save_checkpoint({"format": CHECKPOINT_FORMAT, "format_version": 1, "step": 2}, path)
     assert path.read_bytes() == before
     assert load_checkpoint(path)["step"] == 1
@@ -68,9 +69,38 @@ def test_failed_save_during_training_keeps_the_last_good_checkpoint(tmp_path, mo
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full_disk)
-    with pytest.raises(MsttError, match="could not write the checkpoint"):
+    with pytest.raises(MsttError, match=r"no space left on device writing .*checkpoints/(best|last).pt"):
         run(tiny_config("trainer.max_steps=10"), tmp_path)
     assert last.read_bytes() == before
+
+
+def test_a_full_disk_behind_a_torch_error_and_a_denied_write_are_named(tmp_path, monkeypatch):
+    import errno
+    import os
+    from types import SimpleNamespace
+
+    path = tmp_path / "best.pt"
+    save_checkpoint({"format": CHECKPOINT_FORMAT, "format_version": 1, "step": 3}, path)
+
+    def torch_error(obj, f, *args, **kwargs):  # torch's zip writer hides the errno in a RuntimeError
+        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file")
+
+    monkeypatch.setattr(torch, "save", torch_error)
+    monkeypatch.setattr(os, "statvfs", lambda d: SimpleNamespace(f_bavail=0, f_frsize=4096))
+    with pytest.raises(MsttError, match="^no space left on device writing .*best.pt; free space or choose another --out"):
+        save_checkpoint({"step": 4}, path)
+    monkeypatch.setattr(os, "statvfs", lambda d: SimpleNamespace(f_bavail=10**9, f_frsize=4096))
+    with pytest.raises(MsttError, match=r"best.pt: could not write \(\[enforce fail"):
+        save_checkpoint({"step": 4}, path)
+
+    def denied(obj, f, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(torch, "save", denied)
+    with pytest.raises(MsttError, match="^permission denied writing .*best.pt; choose a writable --out"):
+        save_checkpoint({"step": 4}, path)
+    assert load_checkpoint(path)["step"] == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]
 
 
 def test_interrupt_while_writing_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -91,7 +121,7 @@ def test_interrupt_while_writing_leaves_the_previous_checkpoint(tmp_path, monkey
 def test_unreadable_or_foreign_files_are_one_line_errors(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(MsttError, match="junk.pt: not a readable mstt checkpoint"):
+    with pytest.raises(MsttError, match="junk.pt is not a torch checkpoint"):
         load_checkpoint(junk)
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {}}, foreign)
@@ -108,7 +138,7 @@ def test_unreadable_or_foreign_files_are_one_line_errors(tmp_path):
 def test_corrupt_last_checkpoint_stops_resume_with_its_name(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.pt").write_bytes(b"\x00" * 10)
-    with pytest.raises(MsttError, match="last.pt: not a readable mstt checkpoint"):
+    with pytest.raises(MsttError, match="last.pt is not a torch checkpoint"):
         run(tiny_config(), tmp_path)
 
 
@@ -150,3 +180,34 @@ def test_a_run_saved_before_precision_and_train_frames_existed_still_resumes():
     }
     assert recipe_difference(saved, now) is None
     assert recipe_difference(saved, {**now, "trainer": {**now["trainer"], "batch_size": 4}})[0] == "trainer.batch_size"
+
+
+def test_random_bytes_plain_pickles_and_truncations_say_what_they_are(tmp_path, recwarn):
+    import os
+    import pickle
+
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8)))
+    old = tmp_path / "old.pt"
+    old.write_bytes(pickle.dumps({"model": {}}, protocol=2))
+    code = tmp_path / "code.pt"  # a pickle that would run a command when unpickled without weights_only
+    code.write_bytes(pickle.dumps(_Shell(), protocol=4))
+    for path in (noise, old, code):
+        with pytest.raises(MsttError, match=rf"^{path} is not a torch checkpoint; pass a checkpoints/\*.pt"):
+            load_checkpoint(path)
+    good = tmp_path / "good.pt"
+    save_checkpoint({"format": CHECKPOINT_FORMAT, "format_version": 1, "model": {"w": torch.zeros(64, 64)}}, good)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[: os.path.getsize(good) // 2])
+    with pytest.raises(MsttError, match=r"cut.pt: not a readable mstt checkpoint \(it is truncated or damaged\)"):
+        load_checkpoint(cut)
+    assert not [w for w in recwarn.list if "torch" in str(w.filename) or "pickle" in str(w.message)]
+
+
+class _Shell:
+    def __reduce__(self):
+        return (os_system, ("touch /tmp/mstt-test-pwned",))
+
+
+def os_system(command: str) -> int:  # stands in for os.system: never to be called
+    raise AssertionError(f"unpickling ran {command}")

@@ -31,6 +31,12 @@ def random_frames(frames: int, fraction: float, device: torch.device) -> torch.T
     return torch.randperm(frames, device=device)[:keep].sort().values
 
 
+def spaced_frames(frames: int, fraction: float, device: torch.device) -> torch.Tensor:
+    """As many frame indices as :func:`random_frames` gives, evenly spaced: the same every call."""
+    keep = max(1, round(fraction * frames))
+    return torch.linspace(0, frames - 1, keep, device=device).round().long()
+
+
 class MultiTaskModel(nn.Module):
     """Mixture waveform -> spectrogram -> trunk -> every head's output."""
 
@@ -83,16 +89,19 @@ class MultiTaskModel(nn.Module):
         """Weighted total loss and each head's unweighted loss for a training batch.
 
         ``batch`` holds ``mixture (B, samples)``, ``sources (B, S, samples)`` and, for
-        transcription heads, ``roll``/``onset (B, S, 88, frames)``. In training mode a head with
-        ``train_frames < 1`` runs on, and is scored on, a random subset of the frames.
+        transcription heads, ``roll``/``onset (B, S, 88, frames)``. A head with ``train_frames < 1``
+        runs on, and is scored on, a random subset of the frames in training mode and the same
+        number of evenly spaced frames in eval mode (a validation loss comparable from one
+        validation to the next, at the training step's cost); ``forward`` always uses every frame.
         """
         mixture = batch["mixture"]
-        head_frames: dict[str, torch.Tensor] = {}
-        if self.training:
-            n_frames = self.front_end.stft.frames(mixture.shape[-1])
-            for key, spec in self.specs.items():
-                if spec.train_frames < 1:
-                    head_frames[key] = random_frames(n_frames, spec.train_frames, mixture.device)
+        n_frames = self.front_end.stft.frames(mixture.shape[-1])
+        pick = random_frames if self.training else spaced_frames
+        head_frames = {
+            key: pick(n_frames, spec.train_frames, mixture.device)
+            for key, spec in self.specs.items()
+            if spec.train_frames < 1
+        }
         # Through self(...), so that a compiled model (trainer.compile) compiles this call too.
         outputs = self(mixture, head_frames)
         # Targets are computed in float32 outside autocast: STFTs in bf16 lose too much.

@@ -9,7 +9,7 @@ from mstt.errors import RecipeError
 from mstt.features import make_targets
 from mstt.features.stft import STFT
 from mstt.nn.build import build_model
-from mstt.nn.model import random_frames
+from mstt.nn.model import random_frames, spaced_frames
 from mstt.registry import Registry
 from tests.train.test_loop import tiny_config
 
@@ -22,10 +22,12 @@ def batch_for(config, examples: int = 2):
     return {"mixture": sources.sum(1), "sources": sources, "roll": roll, "onset": roll}
 
 
-def test_random_frames_are_sorted_distinct_and_sized():
-    frames = random_frames(100, 0.25, torch.device("cpu"))
+@pytest.mark.parametrize("pick", [random_frames, spaced_frames])
+def test_frame_subsets_are_sorted_distinct_and_sized(pick):
+    frames = pick(100, 0.25, torch.device("cpu"))
     assert len(frames) == 25 and frames.unique().numel() == 25 and bool((frames.diff() > 0).all())
-    assert len(random_frames(3, 0.01, torch.device("cpu"))) == 1
+    assert 0 <= int(frames.min()) and int(frames.max()) <= 99
+    assert len(pick(3, 0.01, torch.device("cpu"))) == 1
 
 
 def test_targets_at_frames_pick_the_same_columns_of_every_frame_grid_field():
@@ -40,7 +42,7 @@ def test_targets_at_frames_pick_the_same_columns_of_every_frame_grid_field():
     assert picked.onset is None and picked.source_wave is None
 
 
-def test_the_dc_head_sees_a_subset_in_training_and_every_frame_otherwise():
+def test_the_dc_head_sees_a_random_subset_in_training_spaced_frames_in_validation_and_all_in_inference():
     config = tiny_config("model.heads.dc.train_frames=0.25")
     model = build_model(config)
     batch = batch_for(config)
@@ -53,9 +55,11 @@ def test_the_dc_head_sees_a_subset_in_training_and_every_frame_otherwise():
     total.backward()
     model.eval()
     with torch.no_grad():
-        model.losses(batch)
+        first = model.losses(batch)[0]
+        assert seen[-1] == round(0.25 * all_frames)
+        assert torch.equal(first, model.losses(batch)[0])  # validation: the same frames every time
+        assert model(batch["mixture"])["embedding"].shape[2] == all_frames
     assert seen[-1] == all_frames
-    assert model(batch["mixture"])["embedding"].shape[2] == all_frames
 
 
 def test_train_frames_of_one_changes_nothing():

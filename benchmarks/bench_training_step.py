@@ -5,8 +5,10 @@
 
 Models as their recipes build them: Cerberus set 4 (4 x 300 BLSTM, DC + MI + TR heads) and the
 asteroid separators of plugins/mstt-asteroid (ConvTasNet, DPRNN-TasNet, SuDoRM-RF) at their
-papers' sizes. Input: batch 2 of 2-second crops at 16 kHz with 5 sources (set 4) and their
-piano rolls; the same tensors for every model. On the GPU when one is visible (fp32), else the CPU.
+papers' sizes, and Cerberus again under bf16 autocast and with its DC head on a quarter of the
+frames (the trainer's CPU levers). Input: batch 2 of 2-second crops at 16 kHz with 5 sources
+(set 4) and their piano rolls; the same tensors for every model. On the GPU when one is visible,
+else the CPU.
 """
 
 from __future__ import annotations
@@ -24,14 +26,21 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mstt.nn.build import build_model  # noqa: E402
+from mstt.errors import MsttError  # noqa: E402
 from mstt.recipe import load_recipe  # noqa: E402
+from mstt.train.precision import resolve_precision  # noqa: E402
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+# name -> (recipe, overrides). The Cerberus rows are the trainer's CPU levers one by one: fp32
+# eager, bf16 autocast (needs a CPU or GPU with native bf16), and the DC head on a quarter of the frames.
 MODELS = {
-    "cerberus": "cerberus_set4.yaml",
-    "convtasnet": "convtasnet_set4.yaml",
-    "dprnn": "dprnn_set4.yaml",
-    "sudormrf": "sudormrf_set4.yaml",
+    "cerberus": ("cerberus_set4.yaml", ["trainer.precision=fp32"]),
+    "cerberus_bf16": ("cerberus_set4.yaml", ["trainer.precision=bf16"]),
+    "cerberus_dc25": ("cerberus_set4.yaml", ["trainer.precision=fp32", "model.heads.dc.train_frames=0.25"]),
+    "cerberus_bf16_dc25": ("cerberus_set4.yaml", ["trainer.precision=bf16", "model.heads.dc.train_frames=0.25"]),
+    "convtasnet": ("convtasnet_set4.yaml", []),
+    "dprnn": ("dprnn_set4.yaml", []),
+    "sudormrf": ("sudormrf_set4.yaml", []),
 }
 BATCH, SECONDS = 2, 2.0
 ROUNDS = 3
@@ -58,19 +67,26 @@ def to_device(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.to(DEVICE) for k, v in batch.items()}
 
 
-def build(name: str) -> nn.Module:
-    """The model of ``name``'s recipe, at the recipe's size, on :data:`DEVICE`."""
+def build(name: str) -> tuple[nn.Module, bool]:
+    """The model of ``name``'s recipe at the recipe's size on :data:`DEVICE`, and whether it trains under bf16 autocast.
+
+    Raises MsttError when the variant asks for bf16 and the device has none.
+    """
+    recipe, overrides = MODELS[name]
+    config = load_recipe([RECIPES / recipe], overrides)
     torch.manual_seed(0)
-    return build_model(load_recipe([RECIPES / MODELS[name]])).to(DEVICE)
+    precision = resolve_precision(str(config.trainer.precision), bool(config.trainer.amp), DEVICE)
+    return build_model(config).to(DEVICE), precision.autocast
 
 
-def training_step(model: nn.Module, batch: dict[str, torch.Tensor]) -> Callable[[], float]:
-    """A closure doing one step as the trainer does (fp32): losses, backward, clip at 5, Adam; returns the loss."""
+def training_step(model: nn.Module, batch: dict[str, torch.Tensor], autocast: bool = False) -> Callable[[], float]:
+    """A closure doing one step as the trainer does: losses (under bf16 autocast if asked), backward, clip at 5, Adam."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
 
     def step() -> float:
-        total, _ = model.losses(batch)
+        with torch.autocast(device_type=DEVICE.type, dtype=torch.bfloat16, enabled=autocast):
+            total, _ = model.losses(batch)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -82,10 +98,13 @@ def training_step(model: nn.Module, batch: dict[str, torch.Tensor]) -> Callable[
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_training_step(benchmark, name: str) -> None:
-    if name != "cerberus":
+    if not name.startswith("cerberus"):
         pytest.importorskip("mstt_asteroid", reason="the asteroid separators need plugins/mstt-asteroid installed")
-    model = build(name)
-    step = training_step(model, to_device(make_batch(model)))
+    try:
+        model, autocast = build(name)
+    except MsttError as exc:  # bf16 asked for on a machine without it
+        pytest.skip(str(exc))
+    step = training_step(model, to_device(make_batch(model)), autocast)
     loss = benchmark.pedantic(step, rounds=ROUNDS, iterations=1, warmup_rounds=1)
     assert torch.isfinite(torch.tensor(loss))
     benchmark.extra_info["params"] = sum(p.numel() for p in model.parameters())
@@ -105,8 +124,12 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown model {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     for name in args.models or list(MODELS):
-        model = build(name)
-        step = training_step(model, to_device(make_batch(model)))
+        try:
+            model, autocast = build(name)
+        except MsttError as exc:
+            print(f"{name:<18} skipped: {exc}", flush=True)
+            continue
+        step = training_step(model, to_device(make_batch(model)), autocast)
         step()
         times = []
         for _ in range(args.rounds):
@@ -115,7 +138,7 @@ def main() -> None:
             times.append(time.perf_counter() - start)
         median = sorted(times)[len(times) // 2]
         params = sum(p.numel() for p in model.parameters())
-        print(f"{name:<11} {DEVICE}  {params / 1e6:5.2f} M params  {median:7.3f} s/step  {BATCH * SECONDS / median:6.2f} audio s/s", flush=True)
+        print(f"{name:<18} {DEVICE}  {params / 1e6:5.2f} M params  {median:7.3f} s/step  {BATCH * SECONDS / median:6.2f} audio s/s", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -20,23 +21,25 @@ class Targets:
     mixture_wave: torch.Tensor | None = None  # (batch, samples), for waveform losses
     source_wave: torch.Tensor | None = None  # (batch, sources, samples)
 
-    @property
+    # Cached: several losses read the magnitudes, and each is a full pass over a complex tensor.
+    @functools.cached_property
     def mixture_mag(self) -> torch.Tensor:
         """|X|: ``(batch, freq, frames)``."""
         return self.mixture_spec.abs()
 
-    @property
+    @functools.cached_property
     def source_mag(self) -> torch.Tensor:
         """|S_c|: ``(batch, sources, freq, frames)``."""
         return self.source_spec.abs()
 
     def phase_sensitive(self, truncate: bool = True) -> torch.Tensor:
         """|S_c| cos(angle(S_c) - angle(X)), truncated to [0, |X|] (Chimera++): ``(B, S, F, T)``."""
-        mix = self.mixture_spec.unsqueeze(1)
-        # Re(S conj(X)) / |X| = |S| cos(phase difference), without computing angles.
-        target = (self.source_spec * mix.conj()).real / mix.abs().clamp_min(1e-8)
+        # Re(S conj(X)) / |X| = |S| cos(phase difference), without angles or a complex product.
+        source, mix = torch.view_as_real(self.source_spec), torch.view_as_real(self.mixture_spec).unsqueeze(1)
+        mix_mag = self.mixture_mag.unsqueeze(1)
+        target = (source * mix).sum(-1) / mix_mag.clamp_min(1e-8)
         if truncate:
-            target = torch.minimum(target.clamp_min(0.0), mix.abs())
+            target = torch.minimum(target.clamp_min_(0.0), mix_mag)
         return target
 
     def at_frames(self, frames: torch.Tensor) -> "Targets":

@@ -347,8 +347,8 @@ def run_bench(items: list[BenchItem], out: Path, progress: bool = True) -> int:
 
 def _bench(items: list[BenchItem], out: Path, progress: bool) -> int:
     """The body of :func:`run_bench`, run while ``out`` is locked."""
+    from mstt.devices import resolve_device
     from mstt.experiment import run_experiment
-    from mstt.train import resolve_device
 
     device = resolve_device(str(items[0].config.trainer.device))
     rows: list[dict[str, Any]] = []

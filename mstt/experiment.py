@@ -181,7 +181,8 @@ def run_experiment(config: DictConfig, out: Path, progress: bool = True) -> int:
 def _train_and_evaluate(config: DictConfig, out: Path, progress: bool) -> int:
     """The body of :func:`run_experiment`, run while the folder is locked."""
     from mstt.nn.build import build_model
-    from mstt.train import load_checkpoint, resolve_device, seed_everything, train
+    from mstt.devices import resolve_device
+    from mstt.train import load_checkpoint, seed_everything, train
 
     adapter = build_adapter(config)
     train_set, val_set = training_sets(config, adapter)

@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from mstt.experiment import build_adapter, evaluate_checkpoint, load_weights, summary_lines
     from mstt.nn.build import build_model
     from mstt.recipe import recipe_from_dict
-    from mstt.train import load_checkpoint, resolve_device
+    from mstt.devices import resolve_device
+    from mstt.train import load_checkpoint
 
     if args.out is not None:
         check_out_dir(args.out)  # before the slow part, not after it

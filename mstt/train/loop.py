@@ -70,21 +70,6 @@ class _LossForward(nn.Module):
         return self.model.losses(batch)
 
 
-def _check_trainer(config: DictConfig, metrics: list[str]) -> None:
-    t = config.trainer
-    for key in ("max_steps", "validate_every", "log_every"):
-        if t[key] < 1:
-            raise MsttError(f"trainer.{key}: {t[key]} must be at least 1")
-    if t.patience < 0:
-        raise MsttError(f"trainer.patience: {t.patience} must be 0 (off) or more validations")
-    if t.monitor_mode not in ("min", "max"):
-        raise MsttError(f"trainer.monitor_mode: '{t.monitor_mode}'; use min or max")
-    if t.monitor not in metrics:
-        raise MsttError(f"trainer.monitor: '{t.monitor}' is not a validation metric; use one of {', '.join(metrics)}")
-    if t.num_workers < 0:
-        raise MsttError(f"trainer.num_workers: {t.num_workers} must not be negative")
-
-
 def _limits_reached(state: _State, config: DictConfig) -> bool:
     """A finished run trains again only when its budget was raised since (not after early stopping)."""
     minutes = config.trainer.max_minutes
@@ -128,7 +113,8 @@ def train(
     last_path, best_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"
     heads = list(model.specs)
     metrics = ["loss"] + [f"loss/{h}" for h in heads]
-    _check_trainer(config, metrics)
+    # mstt.checks.validate_recipe (run by build_model) refused any other recipe.
+    assert config.trainer.monitor in metrics, f"trainer.monitor {config.trainer.monitor} not in {metrics}"
     t = config.trainer
     recipe = OmegaConf.to_container(config, resolve=True)
     ctx, device = D.setup(t.device)

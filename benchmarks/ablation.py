@@ -113,7 +113,8 @@ def data_size(run: Run) -> dict[str, Any]:
 
 def make_record(run: Run) -> dict[str, Any]:
     """The numbers of a finished run folder: metrics.json, steps and training seconds from last.pt."""
-    from mstt.train import load_checkpoint, resolve_device
+    from mstt.devices import resolve_device
+    from mstt.train import load_checkpoint
 
     metrics = json.loads((run.folder / "metrics.json").read_text())
     last = load_checkpoint(run.folder / "checkpoints" / "last.pt")

@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from mstt.bench import BenchItem, check_comparable, device_name, run_bench
+from mstt.devices import resolve_device
 from mstt.errors import MsttError
 from mstt.fileio import write_text_atomic
 from mstt.recipe import load_recipe
-from mstt.train import resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = [str(ROOT / "recipes" / "cerberus_set4.yaml"), str(ROOT / "recipes" / "quick.yaml")]

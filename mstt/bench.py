@@ -213,8 +213,7 @@ def _per_source(block: dict[str, Any] | None, pick: Callable[[dict[str, Any]], A
 
 def make_row(item: BenchItem, out: Path, peak_mb: float | None, device: torch.device) -> dict[str, Any]:
     """The bench row of a finished run folder: its metrics.json, last.pt's timing, the RTF of best.pt."""
-    from mstt.experiment import load_weights
-    from mstt.nn.build import build_model
+    from mstt.checkpoints import model_from_checkpoint
     from mstt.train import load_checkpoint
 
     config = item.config
@@ -224,7 +223,7 @@ def make_row(item: BenchItem, out: Path, peak_mb: float | None, device: torch.de
     del last
     audio = step * int(config.trainer.batch_size) * float(config.data.crop_seconds)
     best_path = out / "checkpoints" / "best.pt"
-    model = load_weights(build_model(config), load_checkpoint(best_path), best_path)
+    model, _, _ = model_from_checkpoint(best_path, config)
     transcription = metrics.get("transcription")
     return {
         "recipe": item.name,
@@ -347,8 +346,8 @@ def run_bench(items: list[BenchItem], out: Path, progress: bool = True) -> int:
 
 def _bench(items: list[BenchItem], out: Path, progress: bool) -> int:
     """The body of :func:`run_bench`, run while ``out`` is locked."""
+    from mstt.devices import resolve_device
     from mstt.experiment import run_experiment
-    from mstt.train import resolve_device
 
     device = resolve_device(str(items[0].config.trainer.device))
     rows: list[dict[str, Any]] = []

@@ -32,7 +32,6 @@ from mstt.plugins import get_registry
 from mstt.recipe import component_options
 from mstt.report import write_report
 from mstt.runlock import folder_lock
-from mstt.train.checkpoint import load_model_weights
 
 VALIDATION_WINDOWS = 64  # validation examples at most: a stable mean loss without a long pause
 INTERRUPTED = 130  # the shell's exit status for SIGINT
@@ -69,14 +68,6 @@ def training_sets(config: DictConfig, adapter: DatasetAdapter) -> tuple[Dataset,
     # Spread over the split, so that a cap still sees every part of it (not only its first tracks).
     val_set = Subset(windows, spread_indices(len(windows), VALIDATION_WINDOWS))
     return train_set, val_set
-
-
-def load_weights(model: nn.Module, checkpoint: dict[str, Any], path: Path) -> nn.Module:
-    """Load a checkpoint's weights into ``model``; a mismatch is a one-line error naming the file."""
-    if not isinstance(checkpoint.get("model"), dict):
-        raise MsttError(f"{path}: the checkpoint holds no weights; pass a checkpoint written by mstt run or mstt export")
-    load_model_weights(model, checkpoint["model"], path)
-    return model
 
 
 def skipped_tracks(adapter: DatasetAdapter, split: str) -> list[dict[str, str]]:
@@ -180,8 +171,10 @@ def run_experiment(config: DictConfig, out: Path, progress: bool = True) -> int:
 
 def _train_and_evaluate(config: DictConfig, out: Path, progress: bool) -> int:
     """The body of :func:`run_experiment`, run while the folder is locked."""
+    from mstt.checkpoints import model_from_checkpoint
+    from mstt.devices import resolve_device
     from mstt.nn.build import build_model
-    from mstt.train import load_checkpoint, resolve_device, seed_everything, train
+    from mstt.train import seed_everything, train
 
     adapter = build_adapter(config)
     train_set, val_set = training_sets(config, adapter)
@@ -197,9 +190,7 @@ def _train_and_evaluate(config: DictConfig, out: Path, progress: bool) -> int:
     if not checkpoint_path.is_file():
         raise MsttError(f"{out}: training wrote no checkpoint to evaluate")
     print(f"training stopped ({result.stopped}) at step {result.step}; evaluating {checkpoint_path}")
-    checkpoint = load_checkpoint(checkpoint_path)
-    model = load_weights(build_model(config), checkpoint, checkpoint_path)
-    del checkpoint
+    model, _, _ = model_from_checkpoint(checkpoint_path, config)  # the recipe it trained with
     logs = {"train": out / "logs" / "train.csv", "validation": out / "logs" / "validation.csv"}
     metrics = evaluate_checkpoint(
         config, model, checkpoint_path, adapter, out, logs, resolve_device(config.trainer.device), progress

@@ -301,8 +301,8 @@ def iter_blocks(x: np.ndarray, size: int = BLOCK) -> Iterator[np.ndarray]:
 
 def load(path: str | Path, device: str | torch.device | None = None) -> Separator:
     """Load a checkpoint or an exported model (``weights_only``) -> a :class:`Separator`."""
-    from mstt.export import model_from_checkpoint
-    from mstt.train.distributed import resolve_device
+    from mstt.checkpoints import model_from_checkpoint
+    from mstt.devices import resolve_device
 
     if isinstance(device, str) and device.strip().lower().startswith("cuda") and not torch.cuda.is_available():
         raise MsttError(f"device {device}: no GPU is visible; use cpu or auto")

@@ -85,6 +85,10 @@ class ModelConfig:
     separator: Optional[SeparatorConfig] = None  # set: a baseline separator replaces trunk + heads
 
 
+# The one pseudo-head of a separator model: its loss is logged (and monitored) as loss/separator.
+SEPARATOR_HEAD = "separator"
+
+
 @dataclass
 class OptimConfig:
     """Optimiser and learning-rate schedule."""
@@ -96,6 +100,48 @@ class OptimConfig:
     grad_clip: float = 5.0  # max global gradient norm; 0 disables clipping
     schedule: str = "plateau"  # none | plateau | cosine | step
     schedule_options: Dict[str, Any] = field(default_factory=dict)
+
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+@dataclass
+class PlateauOptions:
+    """``optim.schedule_options`` of ``plateau``: reduce on plateau of the monitored validation metric."""
+
+    factor: float = 0.5
+    patience: int = 3  # validations
+    threshold: float = 1e-4
+    min_lr: float = 0.0
+
+
+@dataclass
+class CosineOptions:
+    """``optim.schedule_options`` of ``cosine``: warm-up, then decay over max_steps or max_minutes, whichever ends first."""
+
+    warmup_steps: int = 0
+    min_lr: float = 0.0
+
+
+@dataclass
+class StepOptions:
+    """``optim.schedule_options`` of ``step``: step decay."""
+
+    step_size: int | None = None  # steps; None = max_steps // 3
+    gamma: float = 0.1
+
+    def size(self, max_steps: int) -> int:
+        """The step size in steps, with the default resolved against ``max_steps``."""
+        return self.step_size if self.step_size is not None else max(1, max_steps // 3)
+
+
+# Schedule name -> the schema of its options (None: it takes none).
+SCHEDULES: dict[str, type | None] = {
+    "none": None,
+    "plateau": PlateauOptions,
+    "cosine": CosineOptions,
+    "step": StepOptions,
+}
 
 
 @dataclass
@@ -254,7 +300,7 @@ def recipe_from_dict(data: dict[str, Any]) -> DictConfig:
 
 # ------------------------------------------------------------- validation
 
-# Float options with a range, checked at load so that --dry-run refuses them (validate_recipe
+# Float options with a range, checked at load so that --dry-run refuses them (mstt.checks
 # checks the others, e.g. data.crop_seconds, when the model is built; a NaN fails at load):
 # key -> (lowest allowed, whether the lowest itself is allowed, highest or None, what to write).
 RANGES: dict[str, tuple[float, bool, float | None, str]] = {
@@ -319,73 +365,3 @@ def component_options(schema: type | None, options: Any, where: str) -> Any:
 def active_heads(config: DictConfig) -> dict[str, HeadConfig]:
     """Heads with a weight above zero (a zero weight drops the head)."""
     return {key: head for key, head in config.model.heads.items() if head.weight > 0}
-
-
-PRECISIONS = ("auto", "bf16", "fp32")
-
-
-def _check_train_frames(key: str, head: HeadConfig, frame_local: bool) -> None:
-    """``train_frames`` is a fraction in (0, 1]; below 1 only for a head that declared frame_local."""
-    fraction = head.train_frames
-    if not (0 < fraction <= 1):  # also false for NaN
-        raise RecipeError(f"model.heads.{key}.train_frames: {fraction} must be in (0, 1], e.g. 0.25 or 1")
-    if fraction < 1 and not frame_local:
-        raise RecipeError(
-            f"model.heads.{key}.train_frames: {fraction}, but head '{head.name or key}' did not register "
-            "frame_local=True (its output mixes frames); use 1"
-        )
-
-
-def validate_recipe(config: DictConfig, registry: Registry) -> None:
-    """Check what the schema cannot: names exist, weights, sources, sizes."""
-    sources = list(config.data.sources)
-    if not sources:
-        raise RecipeError("data.sources: name at least one source, e.g. [piano, guitar]")
-    if len(set(sources)) != len(sources):
-        raise RecipeError(f"data.sources: {sources} names a source twice")
-    if config.data.sample_rate <= 0:
-        raise RecipeError("data.sample_rate: must be positive, e.g. 16000")
-    if config.data.crop_seconds <= 0:
-        raise RecipeError("data.crop_seconds: must be positive, e.g. 2.0")
-    for key in ("gain_augment_db", "eq_augment_db"):
-        if config.data[key] < 0:
-            raise RecipeError(f"data.{key}: {config.data[key]} is negative; use 0 (off) or e.g. 6")
-    if config.features.hop_length <= 0 or config.features.n_fft < config.features.hop_length:
-        raise RecipeError("features: need 0 < hop_length <= n_fft, e.g. n_fft=1024 hop_length=256")
-    dataset = registry.get("datasets", config.data.kind, where="data.kind")
-    component_options(dataset.options, config.data.options, "data.options")
-    registry.get("encoders", config.model.encoder.name, where="model.encoder.name")
-    for key, head in config.model.heads.items():
-        if head.weight < 0:
-            raise RecipeError(f"model.heads.{key}.weight: {head.weight} is negative; use 0 to drop the head")
-    if config.model.separator is not None:
-        if active_heads(config):
-            raise RecipeError(
-                "model.separator: a separator recipe trains no heads; set the weights of "
-                f"{', '.join(active_heads(config))} to 0 or remove model.separator"
-            )
-        registry.get("separators", config.model.separator.name, where="model.separator.name")
-        registry.get("losses", config.model.separator.loss, where="model.separator.loss")
-        return
-    if not active_heads(config):
-        raise RecipeError("model.heads: no head has a weight above 0; give at least one head a positive weight")
-    for key, head in active_heads(config).items():
-        component = registry.get("heads", head.name or key, where=f"model.heads.{key}.name")
-        registry.get("losses", head.loss or component.info["loss"], where=f"model.heads.{key}.loss")
-        _check_train_frames(key, head, component.info.get("frame_local", False))
-    if config.trainer.precision not in PRECISIONS:
-        raise RecipeError(
-            f"trainer.precision: '{config.trainer.precision}' is not a precision; use {', '.join(PRECISIONS)}"
-        )
-    for name in config.eval.metrics:
-        registry.get("metrics", name, where="eval.metrics")
-    if config.trainer.monitor_mode not in ("min", "max"):
-        raise RecipeError(f"trainer.monitor_mode: '{config.trainer.monitor_mode}'; use min or max")
-    if config.trainer.batch_size < 1:
-        raise RecipeError("trainer.batch_size: must be at least 1")
-    if config.eval.batch_size < 1 or config.eval.chunk_seconds <= 0:
-        raise RecipeError("eval: batch_size must be at least 1 and chunk_seconds positive")
-    if config.trainer.max_steps < 1:
-        raise RecipeError(f"trainer.max_steps: {config.trainer.max_steps}; train at least 1 step")
-    if config.trainer.max_minutes is not None and config.trainer.max_minutes < 0:
-        raise RecipeError(f"trainer.max_minutes: {config.trainer.max_minutes} is negative; give a budget >= 0 or null")

@@ -302,6 +302,20 @@ def test_a_missing_plugin_is_named(tmp_path, monkeypatch):
     assert message == (f"{path}: needs plugin mstt-onset-head 0.3.1, which is not installed (pip install mstt-onset-head)")
 
 
+@pytest.mark.parametrize("command", [["eval", "{path}", "--data", "synth:"], ["export", "{path}", "{out}"]])
+def test_every_command_names_a_missing_plugin(tmp_path, monkeypatch, capsys, command):
+    # mstt eval and mstt export go through the same loader as mstt.load: the same one line.
+    monkeypatch.setenv("MSTT_LOAD_PLUGINS", "")
+    reset_registry()
+    config = OmegaConf.to_container(tiny_recipe(), resolve=True)
+    config["model"]["heads"]["onset"] = {"name": "onset", "weight": 0.5}
+    path = make_checkpoint(tmp_path / "onsets.pt", recipe=config,
+                           plugins={"builtin": mstt.__version__, "mstt-onset-head": "0.3.1"})
+    assert main([a.format(path=path, out=tmp_path / "small.pt") for a in command]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.endswith(f"{path}: needs plugin mstt-onset-head 0.3.1, which is not installed (pip install mstt-onset-head)")
+
+
 def test_a_tensor_of_the_wrong_shape_names_the_parameter_and_both_shapes(tmp_path, capsys):
     path = make_checkpoint(tmp_path / "good.pt")
     data = torch.load(path, weights_only=True)

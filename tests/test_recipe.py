@@ -193,6 +193,30 @@ def test_dry_run_typo_fails_with_one_line(capsys):
 
 
 @pytest.mark.parametrize(
+    "recipe, override, message",
+    [
+        ("cerberus_set4", "optim.name=adamx", "optim.name: unknown optimiser 'adamx'; use one of adam, adamw, sgd"),
+        ("cerberus_set4", "optim.schedule=linear", "optim.schedule: unknown schedule 'linear'"),
+        ("cerberus_set4", "optim.schedule_options={fctor: 0.5}", "optim.schedule_options.fctor: unknown key; did you mean factor?"),
+        ("cerberus_set4", "optim.schedule_options={factor: 2.0}", "optim.schedule_options.factor: 2.0 is out of range"),
+        ("cerberus_set4", "eval.metrics=[si_sdrx]", "eval.metrics: unknown metric 'si_sdrx'"),
+        ("cerberus_set4", "trainer.monitor=loss/xx", "trainer.monitor: 'loss/xx' is not a validation metric"),
+        ("cerberus_set4", "trainer.validate_every=0", "trainer.validate_every: 0 must be at least 1"),
+        # Separator recipes go through the same checks as recipes with heads.
+        ("convtasnet_set4", "eval.metrics=[si_sdrx]", "eval.metrics: unknown metric 'si_sdrx'"),
+        ("convtasnet_set4", "optim.name=adamx", "optim.name: unknown optimiser 'adamx'"),
+        ("convtasnet_set4", "trainer.monitor=loss/tr", "use one of loss, loss/separator"),
+        ("convtasnet_set4", "trainer.precision=fp16", "trainer.precision: 'fp16' is not a precision"),
+    ],
+)
+def test_dry_run_refuses_what_training_would_refuse_for_every_recipe_kind(recipe, override, message, capsys):
+    code = main(["run", str(RECIPES / f"{recipe}.yaml"), override, "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
     "override, message",
     [
         ("optim.lr=nan", "optim.lr: nan must be a positive finite number"),

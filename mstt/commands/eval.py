@@ -64,17 +64,13 @@ def run_folder(checkpoint: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Load the checkpoint, rebuild its model from its recipe, evaluate, write metrics.json."""
-    from mstt.experiment import build_adapter, evaluate_checkpoint, load_weights, summary_lines
-    from mstt.nn.build import build_model
-    from mstt.recipe import recipe_from_dict
-    from mstt.train import load_checkpoint, resolve_device
+    from mstt.checkpoints import model_from_checkpoint
+    from mstt.devices import resolve_device
+    from mstt.experiment import build_adapter, evaluate_checkpoint, summary_lines
 
     if args.out is not None:
         check_out_dir(args.out)  # before the slow part, not after it
-    checkpoint = load_checkpoint(args.checkpoint)
-    if not isinstance(checkpoint.get("recipe"), dict):
-        raise MsttError(f"{args.checkpoint}: the checkpoint holds no recipe to rebuild its model from")
-    config = recipe_from_dict(checkpoint["recipe"])
+    model, config, _ = model_from_checkpoint(args.checkpoint)
     config.eval.split = args.split
     if args.max_examples is not None:
         if args.max_examples < 1:
@@ -82,8 +78,6 @@ def run(args: argparse.Namespace) -> int:
         config.eval.max_examples = args.max_examples
     if args.bss_eval:
         config.eval.bss_eval = True
-    model = load_weights(build_model(config), checkpoint, args.checkpoint)
-    del checkpoint
     device = resolve_device(args.device)
     kind, root = parse_data(args.data, config.data.kind, config.data.root)
     adapter = build_adapter(config, kind, root, parse_data_options(args.data_option))

@@ -10,7 +10,8 @@ from mstt.nn.model import HeadSpec, MultiTaskModel
 from mstt.nn.separator import OUTPUT as SEPARATOR_OUTPUT
 from mstt.nn.separator import SeparatorModel
 from mstt.plugins import get_registry
-from mstt.recipe import active_heads, component_options, validate_recipe
+from mstt.checks import validate_recipe
+from mstt.recipe import SEPARATOR_HEAD, active_heads, component_options
 from mstt.registry import Registry
 
 
@@ -38,7 +39,7 @@ def build_separator(config: DictConfig, registry: Registry) -> SeparatorModel:
     loss_comp = registry.get("losses", cfg.loss, where="model.separator.loss")
     loss_options = component_options(loss_comp.options, cfg.loss_options, "model.separator.loss_options")
     loss = _construct(f"model.separator.loss ({loss_comp.name})", loss_comp.factory, loss_options)
-    spec = HeadSpec(key="separator", name=comp.name, output=SEPARATOR_OUTPUT, weight=1.0, loss=loss)
+    spec = HeadSpec(key=SEPARATOR_HEAD, name=comp.name, output=SEPARATOR_OUTPUT, weight=1.0, loss=loss)
     return SeparatorModel(module, spec, sources, config.data.sample_rate)
 
 

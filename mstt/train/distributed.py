@@ -1,4 +1,4 @@
-"""Devices, data-parallel processes, and the data loaders that split the data between them.
+"""Data-parallel processes, and the data loaders that split the data between them.
 
 One process per GPU (or per CPU worker) through ``torchrun``; ``train`` notices
 ``WORLD_SIZE > 1`` in the environment, joins the process group (NCCL on CUDA, Gloo on
@@ -35,28 +35,8 @@ import torch.distributed as dist
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
+from mstt.devices import resolve_device  # re-exported too: older code imports it from here
 from mstt.errors import MsttError
-
-
-def resolve_device(spec: str) -> torch.device:
-    """``auto`` -> CUDA when a GPU is visible, else CPU; ``cuda``/``cuda:N`` must exist."""
-    spec = (spec or "auto").strip().lower()
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec == "cpu":
-        return torch.device("cpu")
-    if spec == "cuda" or spec.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise MsttError(
-                f"trainer.device: {spec} asked for but no GPU is visible; use trainer.device=auto or cpu"
-            )
-        device = torch.device(spec)
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise MsttError(
-                f"trainer.device: {spec} asked for but only {torch.cuda.device_count()} GPU(s) are visible"
-            )
-        return device
-    raise MsttError(f"trainer.device: '{spec}' is not a device; use auto, cpu, cuda or cuda:N")
 
 
 @dataclass

@@ -368,7 +368,7 @@ def test_cosine_ends_at_the_time_budget_when_it_comes_before_max_steps():
 
 
 def test_last_checkpoint_is_also_written_between_validations(tmp_path, monkeypatch):
-    import mstt.train.loop as loop
+    import mstt.train.trainer as loop
 
     written = []
     real = loop.save_checkpoint
@@ -389,7 +389,7 @@ def test_last_checkpoint_is_also_written_between_validations(tmp_path, monkeypat
 
 
 def test_a_budget_of_days_is_said_up_front_and_a_short_one_is_not():
-    from mstt.train.loop import projection_note
+    from mstt.train.trainer import projection_note
 
     note = projection_note(1.4, 99_980, None, 30.0, torch.device("cpu"))
     assert note.startswith("note: at 1.40 s a step, the 99,980 steps left project to 38.9 hours on this CPU")

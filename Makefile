@@ -30,6 +30,7 @@ $(STAMP): pyproject.toml $(PLUGINS) Makefile
 	@touch $(STAMP)
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
 demo: setup

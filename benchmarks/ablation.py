@@ -25,8 +25,8 @@ import yaml
 from omegaconf import OmegaConf
 
 from mstt.bench import BenchItem, check_comparable, device_name, finished_run
-from mstt.fileio import write_text_atomic
 from mstt.errors import MsttError
+from mstt.fileio import write_text_atomic
 from mstt.recipe import load_recipe
 from mstt.runlock import folder_lock
 
@@ -130,7 +130,6 @@ def make_record(run: Run) -> dict[str, Any]:
 
 def run_grid(runs: list[Run], out: Path, progress: bool = True) -> int:
     """Train (or re-read) every run, rewriting the tables after each; 0, or the first failing run's status."""
-    from mstt.experiment import run_experiment
 
     check_run_folders(runs)
     with folder_lock(out, "benchmarks/ablation.py", tmp_depth=2):  # DIR/<recipe>/seed<K>/ record files
@@ -243,7 +242,7 @@ def claims(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per set: does Cerberus keep Chimera's SI-SDRi (within 0.2 dB) and beat transcription-only on onset F1?"""
     out = []
     for set_id in sorted({r["set"] for r in records}):
-        def stat(model: str, get: Callable[[dict[str, Any]], float | None]) -> dict[str, Any] | None:
+        def stat(model: str, get: Callable[[dict[str, Any]], float | None], set_id: int = set_id) -> dict[str, Any] | None:
             return _stat([r for r in records if r["set"] == set_id and r["model"] == model], get)
 
         sdr = {m: stat(m, lambda r: separation_value(r, "si_sdri")) for m in ("cerberus", "chimera")}
@@ -354,7 +353,8 @@ def markdown(records: list[dict[str, Any]], runs: list[Run]) -> str:
         lines.append("")
     found = claims(records)
     lines += ["## The claim", "",
-              "Cerberus keeps Chimera's separation (mean SI-SDRi within 0.2 dB or better) and beats transcription-only on mean onset F1.", ""]
+              "Cerberus keeps Chimera's separation (mean SI-SDRi within 0.2 dB or better) "
+              "and beats transcription-only on mean onset F1.", ""]
     for claim in found:
         lines += [f"- {text}" for text in claim["text"]]
     by = {v: [str(c["set"]) for c in found if c["holds"] is v] for v in (True, False, None)}

@@ -65,7 +65,8 @@ def _ratio_line() -> str | None:
         return None
     tm = _means["torchmetrics"]
     parts = [f"torchmetrics sdr {tm:.3f} s"]
-    for key, label in (("mir_eval", "bss_eval_sources paired as given"), ("mir_eval_perm", "bss_eval_sources defaults (permutation search)")):
+    labels = (("mir_eval", "bss_eval_sources paired as given"), ("mir_eval_perm", "bss_eval_sources defaults (permutation search)"))
+    for key, label in labels:
         if key in _means:
             parts.append(f"mir_eval {label} {_means[key]:.3f} s = {_means[key] / tm:.1f}x")
     return "; ".join(parts)

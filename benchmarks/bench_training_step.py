@@ -25,8 +25,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mstt.nn.build import build_model  # noqa: E402
 from mstt.errors import MsttError  # noqa: E402
+from mstt.nn.build import build_model  # noqa: E402
 from mstt.recipe import load_recipe  # noqa: E402
 from mstt.train.precision import resolve_precision  # noqa: E402
 
@@ -138,7 +138,8 @@ def main() -> None:
             times.append(time.perf_counter() - start)
         median = sorted(times)[len(times) // 2]
         params = sum(p.numel() for p in model.parameters())
-        print(f"{name:<18} {DEVICE}  {params / 1e6:5.2f} M params  {median:7.3f} s/step  {BATCH * SECONDS / median:6.2f} audio s/s", flush=True)
+        rate = BATCH * SECONDS / median
+        print(f"{name:<18} {DEVICE}  {params / 1e6:5.2f} M params  {median:7.3f} s/step  {rate:6.2f} audio s/s", flush=True)
 
 
 if __name__ == "__main__":

@@ -116,8 +116,9 @@ def markdown(result: dict[str, Any]) -> str:
             ratio = g["train_throughput"] / group["reference"]["train_throughput"] if "reference" in group else None
             sdr = [_num(g["si_sdri"].get(s)) for s in sources]
             f1 = [_num(g["onset_f1"].get(s), 3) for s in sources]
-            sdr_mean = _num(g["si_sdri"].get("mean")) + (f" ± {g['si_sdri_mean_std']:.2f}" if g["si_sdri_mean_std"] is not None else "")
-            f1_mean = _num(g["onset_f1"].get("mean"), 3) + (f" ± {g['onset_f1_mean_std']:.3f}" if g["onset_f1_mean_std"] is not None else "")
+            sdr_std, f1_std = g["si_sdri_mean_std"], g["onset_f1_mean_std"]
+            sdr_mean = _num(g["si_sdri"].get("mean")) + (f" ± {sdr_std:.2f}" if sdr_std is not None else "")
+            f1_mean = _num(g["onset_f1"].get("mean"), 3) + (f" ± {f1_std:.3f}" if f1_std is not None else "")
             lines.append(
                 f"| {bound} | {label} | {g['steps']:.0f} | {_num(g['train_throughput'])} | {_num(ratio)} | "
                 + " | ".join(sdr) + f" | {sdr_mean} | " + " | ".join(f1) + f" | {f1_mean} |"

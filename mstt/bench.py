@@ -33,8 +33,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from mstt.errors import MsttError
 from mstt.fileio import write_text_atomic
-from mstt.runlock import folder_lock
 from mstt.recipe import load_recipe
+from mstt.runlock import folder_lock
 
 RTF_SECONDS = 30.0  # length of the fixed mixture the real-time factor is measured on
 ROW_FILE = "bench_row.json"  # the finished row, kept in each run folder for resuming
@@ -307,7 +307,8 @@ def markdown(rows: list[dict[str, Any]], items: list[BenchItem]) -> str:
         "",
         "SI-SDRi: SI-SDR improvement over the mixture, dB (higher is better). Throughput: audio seconds "
         "trained per second of training wall time, validation included. RTF: seconds `mstt separate` "
-        f"takes to separate and transcribe a fixed {RTF_SECONDS:g}-second mixture per second of audio (lower is faster). Peak memory: torch's "
+        f"takes to separate and transcribe a fixed {RTF_SECONDS:g}-second mixture per second of audio (lower is faster). "
+        "Peak memory: torch's "
         "CUDA allocator, or the process's resident set on CPU. – : the model has no such output.",
         "",
     ]

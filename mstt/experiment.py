@@ -25,9 +25,9 @@ from torch.utils.data import Dataset, Subset
 from mstt.data.augment import RemixAugmented
 from mstt.data.base import DatasetAdapter
 from mstt.errors import MsttError
-from mstt.fileio import write_error
 from mstt.evaluate import run_evaluation, write_metrics
 from mstt.evaluate.core import spread_indices
+from mstt.fileio import write_error
 from mstt.plugins import get_registry
 from mstt.recipe import component_options
 from mstt.report import write_report

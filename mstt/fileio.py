@@ -12,7 +12,6 @@ from pathlib import Path
 
 from mstt.errors import MsttError
 
-
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 NO_PERMISSION = (errno.EACCES, errno.EPERM, errno.EROFS)
 LOW_SPACE_BYTES = 1 << 20  # less free space than this after a failed write: the disk is full

@@ -175,8 +175,10 @@ class Separator:
         mono, channels = as_mono(waveform)
         check_audio(mono, "waveform")
         parts: list[np.ndarray] = []
-        result = self.stream(iter_blocks(mono), len(mono), int(sample_rate), lambda _, block: parts.append(block), chunk_seconds, overlap_seconds,
-                             threshold, progress)
+        result = self.stream(
+            iter_blocks(mono), len(mono), int(sample_rate), lambda _, block: parts.append(block),
+            chunk_seconds, overlap_seconds, threshold, progress,
+        )
         if parts:
             stems = np.concatenate(parts, axis=-1)
             result.stems = {name: stems[j] for j, name in enumerate(result.stems)}

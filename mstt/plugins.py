@@ -84,8 +84,10 @@ def build_registry(builtins: tuple[str, ...] = BUILTIN_PLUGINS, entry_points: bo
             plugin = owner.get(impl.plugin_name, impl.plugin_name)
             staged: list = []
 
-            def register(name, factory, *, description=None, options=None, _kind=kind, _plugin=plugin, **info):
-                staged.append(make_component(_kind, _plugin, name, factory, description, options, info))
+            def register(
+                name, factory, *, description=None, options=None, _kind=kind, _plugin=plugin, _staged=staged, **info
+            ):
+                _staged.append(make_component(_kind, _plugin, name, factory, description, options, info))
 
             try:
                 impl.function(register=register)

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mstt.errors import RecipeError
-from mstt.registry import Registry, closest
+from mstt.registry import closest
 
 # ---------------------------------------------------------------- schemas
 

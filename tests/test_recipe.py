@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mstt.cli import main
 from mstt.bench import is_overlay
+from mstt.cli import main
 from mstt.errors import MsttError, RecipeError
 from mstt.nn.build import build_model
 from mstt.recipe import load_recipe

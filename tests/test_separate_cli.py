@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-
-import numpy as np
 import mido
+import numpy as np
 import pytest
 import soundfile as sf
 

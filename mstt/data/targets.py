@@ -21,7 +21,6 @@ from mstt.features.rolls import (  # noqa: F401  (re-exported for the adapters)
 )
 
 
-
 def sort_notes(notes: np.ndarray) -> np.ndarray:
     """Notes ``(n, 4)`` sorted by onset, then pitch, with offsets never before onsets."""
     notes = np.asarray(notes, dtype=np.float64).reshape(-1, 4).copy()

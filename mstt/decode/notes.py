@@ -19,7 +19,6 @@ from mstt.features.rolls import (  # noqa: F401  (re-exported: decoding's public
     notes_to_roll,
 )
 
-
 ArrayLike = np.ndarray | torch.Tensor
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from mstt.checks import validate_recipe
 from mstt.errors import RecipeError
 from mstt.features import FrontEnd
 from mstt.nn.model import HeadSpec, MultiTaskModel
 from mstt.nn.separator import OUTPUT as SEPARATOR_OUTPUT
 from mstt.nn.separator import SeparatorModel
 from mstt.plugins import get_registry
-from mstt.checks import validate_recipe
 from mstt.recipe import SEPARATOR_HEAD, active_heads, component_options
 from mstt.registry import Registry
 

@@ -113,7 +113,8 @@ def write_report(
     facts = f"{metrics.get('n_examples', 0)} examples; checkpoint `{metrics.get('checkpoint') or '-'}`"
     tables: list[tuple[str, list[list[str]]]] = []
     if "separation" in metrics:
-        tables.append(("Separation (mean over examples; mean row: mean over the instrument sources, other excluded)", separation_table(metrics["separation"])))
+        title = "Separation (mean over examples; mean row: mean over the instrument sources, other excluded)"
+        tables.append((title, separation_table(metrics["separation"])))
     if "transcription" in metrics:
         tables.append(("Transcription F1 (mir_eval; drums have no offsets)", transcription_table(metrics["transcription"])))
 

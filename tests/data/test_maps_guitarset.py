@@ -13,13 +13,13 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/ is not a package
 
-from tests.data.conftest import frame_of
 from mstt import cli  # noqa: E402
 from mstt.data.audio import read_audio, resampled_length  # noqa: E402
 from mstt.data.guitarset import GuitarSetAdapter, GuitarSetOptions, read_jams_notes  # noqa: E402
 from mstt.data.maps import MapsAdapter, MapsOptions, read_maps_notes, wav_truncation  # noqa: E402
 from mstt.data.maps_guitarset import MapsGuitarSetAdapter, MapsGuitarSetOptions  # noqa: E402
 from mstt.errors import DataError  # noqa: E402
+from tests.data.conftest import frame_of
 from tests.data.real_fixtures import (  # noqa: E402
     guitarset_take,
     maps_piece,

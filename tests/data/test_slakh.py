@@ -3,7 +3,6 @@ the decoded cache and ``mstt data``."""
 
 from __future__ import annotations
 
-
 import json
 import sys
 from pathlib import Path
@@ -18,11 +17,11 @@ from scipy.signal import resample_poly
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/ is not a package
 
-from tests.data.conftest import frame_of
 from mstt.data import base  # noqa: E402
 from mstt.data.audio import read_audio, resample, resampled_length  # noqa: E402
 from mstt.data.slakh import SlakhAdapter, SlakhOptions, find_tracks  # noqa: E402
 from mstt.errors import DataError  # noqa: E402
+from tests.data.conftest import frame_of
 from tests.data.fixtures import (  # noqa: E402
     StemSpec,
     break_midi,

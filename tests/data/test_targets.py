@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 
-from tests.data.conftest import frame_of
 from mstt.data.targets import N_KEYS, n_frames, rolls, stacked_rolls, window_notes
+from tests.data.conftest import frame_of
 
 SR, HOP = 16000, 256
 

@@ -81,8 +81,8 @@ def test_train_frames_outside_zero_one_is_refused(value):
 
 
 def test_a_head_that_mixes_frames_cannot_train_on_a_subset():
-    from mstt.plugins import get_registry
     from mstt.nn.heads import PianoRollHead
+    from mstt.plugins import get_registry
 
     registry = Registry()
     for kind in ("encoders", "heads", "losses", "datasets", "metrics", "separators"):

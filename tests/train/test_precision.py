@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_loop import run, tiny_config
 
 from mstt.errors import MsttError
 from mstt.train import precision as P
-from test_loop import run, tiny_config
 
 CPU = torch.device("cpu")
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from mstt_onset_head import OnsetHead, OnsetHeadOptions, OnsetLoss, OnsetLossOptions, decode_with_onsets
 
 from mstt.features import STFT, make_targets
 from mstt.nn.build import build_model
 from mstt.plugins import build_registry
 from mstt.recipe import load_recipe
-from mstt_onset_head import OnsetHead, OnsetHeadOptions, OnsetLoss, OnsetLossOptions, decode_with_onsets
 
 RECIPES = Path(__file__).resolve().parents[3] / "recipes"
 

@@ -8,10 +8,17 @@ single NaN) and numpy makes seconds of audio in microseconds.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import strategies as st
+
+
+def examples(n: int) -> int:
+    """``n`` examples per target, times $MSTT_FUZZ_SCALE (default 1: the suite stays within a minute on 2 cores)."""
+    return max(1, round(n * float(os.environ.get("MSTT_FUZZ_SCALE", "1"))))
+
 
 COMMON_RATES = [8000, 11025, 16000, 22050, 32000, 44100, 48000, 88200, 96000, 176400, 192000]
 RATES = st.one_of(st.sampled_from(COMMON_RATES), st.integers(8000, 192000))

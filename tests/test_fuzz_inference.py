@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 import mstt
 from mstt.errors import MsttError
 from mstt.inference import SILENT_PEAK
-from tests.fuzz_audio import Recording, recordings
+from tests.fuzz_audio import Recording, examples, recordings
 from tests.test_inference import make_checkpoint
 
-EXAMPLES = 60  # drawn recordings per run (plus the explicit @example cases)
+EXAMPLES = examples(200)  # drawn recordings per run (plus the explicit @example cases)
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -99,7 +99,7 @@ def test_separate_any_recording(separator, recording: Recording, chunk: tuple[fl
     assert (result.messages[:1] == [f"downmixed {min(x.shape)} channels to mono"]) == (x.ndim == 2 and min(x.shape) > 1)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rate=st.one_of(st.integers(-2**63, 0), st.floats(allow_nan=True), st.text(max_size=3), st.none()))
 def test_separate_refuses_a_bad_sample_rate_by_name(separator, rate):
     with pytest.raises(MsttError, match="sample_rate"):

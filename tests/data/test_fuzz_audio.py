@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/ is not a 
 
 from mstt.data.audio import AudioError, read_audio, resampled_length  # noqa: E402
 from mstt.errors import MsttError  # noqa: E402
-from tests.fuzz_audio import RATES, Recording, recordings  # noqa: E402
+from tests.fuzz_audio import RATES, Recording, examples, recordings  # noqa: E402
 
-EXAMPLES = 60
+EXAMPLES = examples(60)
 FORMATS = [("wav", "PCM_16"), ("wav", "PCM_24"), ("wav", "PCM_32"), ("wav", "FLOAT"), ("wav", "DOUBLE"),
            ("wav", "PCM_U8"), ("flac", "PCM_16"), ("flac", "PCM_24"), ("aiff", "PCM_16"), ("ogg", "VORBIS")]
 

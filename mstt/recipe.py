@@ -215,8 +215,8 @@ def _parse_override(text: str) -> DictConfig:
         raise RecipeError(f"override '{text}': write it as key=value, e.g. trainer.max_steps=100")
     try:
         return OmegaConf.from_dotlist([f"{key}={value}"])
-    except OmegaConfBaseException as exc:
-        raise RecipeError(f"override '{text}': {str(exc).splitlines()[0]}") from None
+    except (OmegaConfBaseException, yaml.YAMLError) as exc:  # the value is parsed as YAML: control characters
+        raise RecipeError(f"override {text!r}: {str(exc).splitlines()[0]}; quote the value or leave out odd characters") from None
 
 
 def load_recipe(files: list[str | Path], overrides: list[str] | None = None) -> DictConfig:
@@ -227,12 +227,16 @@ def load_recipe(files: list[str | Path], overrides: list[str] | None = None) -> 
     layers: list[tuple[str, DictConfig]] = []
     for f in files:
         layers += _read_yaml(Path(f))
-    layers += [(f"override {o}", _parse_override(o)) for o in overrides or []]
+    layers += [(f"override {o}" if o.isprintable() else f"override {o!r}", _parse_override(o)) for o in overrides or []]
     for where, layer in layers:
         try:
             config = OmegaConf.merge(config, layer)
         except OmegaConfBaseException as exc:
             raise RecipeError(f"{where}: {_describe(exc)}") from None
+    try:  # every ${...} once now, so that one naming no key or of the wrong type is a recipe error
+        OmegaConf.to_container(config, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise RecipeError(f"{_describe(exc)}; fix the ${{...}} interpolation or give a plain value") from None
     if not config.name:
         config.name = Path(files[0]).stem
     check_numbers(config)

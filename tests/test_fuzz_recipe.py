@@ -115,6 +115,10 @@ def test_the_keys_cover_the_schema():
 @example(overrides=[("model.heads.dc.options.embedding_dim", "4106")])
 # An interpolation naming no key escaped load_recipe as omegaconf's InterpolationKeyError.
 @example(overrides=[("optim.weight_decay", "${nope}")])
+# A list given for a mapping made omegaconf's plain TypeError ("Cannot merge incompatible container types") escape.
+@example(overrides=[("model.heads.dc.options", "[piano, piano]")])
+# A ${...} of the wrong type for its node: omegaconf names no key, so the first failing interpolation is named.
+@example(overrides=[("model.heads.dc.loss_options", "${optim.weight_decay}")])
 @example(overrides=[("optim.lr", "nan")])
 @example(overrides=[("data.crop_seconds", ".nan")])
 def test_recipe_overrides_build_a_model_or_name_the_key(overrides: list[tuple[str, str]]):

@@ -119,6 +119,8 @@ def as_mono(waveform: Any) -> tuple[np.ndarray, int]:
         return x.astype(np.float32, copy=False), 1
     if x.ndim != 2:
         raise MsttError(f"waveform must be (samples,) or (channels, samples); got shape {x.shape}")
+    if x.size == 0:  # (channels, 0) or (0, channels): no samples whichever axis is time (not a NaN mean)
+        return np.zeros(0, np.float32), max(x.shape)
     if x.shape[0] > x.shape[1]:  # (samples, channels), as soundfile reads it
         x = x.T
     return x.mean(axis=0, dtype=np.float64).astype(np.float32), x.shape[0]

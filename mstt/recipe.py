@@ -261,8 +261,28 @@ def _parse_override(text: str) -> DictConfig:
         raise RecipeError(f"override '{text}': write it as key=value, e.g. trainer.max_steps=100")
     try:
         return OmegaConf.from_dotlist([f"{key}={value}"])
-    except OmegaConfBaseException as exc:
-        raise RecipeError(f"override '{text}': {str(exc).splitlines()[0]}") from None
+    except (OmegaConfBaseException, yaml.YAMLError) as exc:  # the value is parsed as YAML: control characters
+        raise RecipeError(f"override {text!r}: {str(exc).splitlines()[0]}; quote the value or leave out odd characters") from None
+
+
+def _failing_interpolation(config: DictConfig) -> str:
+    """The dotted key of the first ${...} value that does not resolve (for errors that lack one)."""
+    for key, value in _leaves(OmegaConf.to_container(config, resolve=False), ""):
+        if isinstance(value, str) and "${" in value:
+            try:
+                OmegaConf.select(config, key, throw_on_resolution_failure=True)
+            except Exception:  # noqa: BLE001 - any failure is the one to name
+                return key
+    return "?"
+
+
+def _leaves(value: Any, key: str) -> Iterator[tuple[str, Any]]:
+    """Every leaf of a plain container as (dotted key, value)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _leaves(v, f"{key}.{k}" if key else str(k))
+    else:
+        yield key, value
 
 
 def load_recipe(files: list[str | Path], overrides: list[str] | None = None) -> DictConfig:
@@ -273,12 +293,21 @@ def load_recipe(files: list[str | Path], overrides: list[str] | None = None) -> 
     layers: list[tuple[str, DictConfig]] = []
     for f in files:
         layers += _read_yaml(Path(f))
-    layers += [(f"override {o}", _parse_override(o)) for o in overrides or []]
+    layers += [(f"override {o}" if o.isprintable() else f"override {o!r}", _parse_override(o)) for o in overrides or []]
     for where, layer in layers:
         try:
             config = OmegaConf.merge(config, layer)
         except OmegaConfBaseException as exc:
             raise RecipeError(f"{where}: {_describe(exc)}") from None
+        except (TypeError, ValueError) as exc:  # omegaconf's own, e.g. a list given for a mapping
+            raise RecipeError(f"{where}: {exc}; give the value this key's section expects") from None
+    try:  # every ${...} once now, so that one naming no key or of the wrong type is a recipe error
+        OmegaConf.to_container(config, resolve=True)
+    except OmegaConfBaseException as exc:
+        text = _describe(exc)
+        if text.startswith("?:"):  # omegaconf did not say where: the first interpolation that fails
+            text = f"{_failing_interpolation(config)}{text[1:]}"
+        raise RecipeError(f"{text}; fix the ${{...}} interpolation or give a plain value") from None
     if not config.name:
         config.name = Path(files[0]).stem
     check_numbers(config)

@@ -16,6 +16,8 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from mstt.errors import MsttError
+
 # Bump when the cache's file format or the decoding changes, so old entries are not reused.
 CACHE_VERSION = 1
 CACHE_ENV = "MSTT_CACHE"
@@ -25,8 +27,8 @@ _HEADER_READERS = {
 }
 
 
-class AudioError(Exception):
-    """An audio file cannot be opened or decoded (the adapter turns it into a skip reason)."""
+class AudioError(MsttError):
+    """An audio file cannot be opened or decoded (the adapter turns it into a skip reason; elsewhere one line)."""
 
 
 def resampled_length(frames: int, sr_in: int, sr_out: int) -> int:
@@ -111,6 +113,8 @@ def read_audio(path: Path, sample_rate: int) -> np.ndarray:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:
         raise AudioError(f"cannot decode {_short(path)}: {exc}") from exc
+    if not np.isfinite(data).all():  # float WAVs can hold them; the int16 cache would turn them into noise
+        raise AudioError(f"{_short(path)} holds NaN or infinite samples; repair or re-export it")
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     return resample(np.ascontiguousarray(mono), sr, sample_rate)
 

@@ -250,7 +250,7 @@ class SlakhAdapter(DatasetAdapter):
         midi_dir = path / str(meta.get("midi_dir") or "MIDI")
         stems: dict[str, list[tuple[Path, Path | None]]] = {s: [] for s in self.sources}
         others: list[Path] = []
-        for stem_id, stem in sorted(meta["stems"].items()):
+        for stem_id, stem in sorted(meta["stems"].items(), key=lambda item: str(item[0])):  # YAML ids: S00, 1, null
             if not (stem["audio_rendered"] and stem["midi_saved"]):
                 # Its audio is not in our mixtures either, so dropping it is consistent; but say so.
                 flag = "audio_rendered" if not stem["audio_rendered"] else "midi_saved"

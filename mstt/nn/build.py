@@ -15,18 +15,27 @@ from mstt.recipe import SEPARATOR_HEAD, active_heads, component_options
 from mstt.registry import Registry
 
 
-def _construct(what: str, factory, *args):
-    """Call a component factory; a ValueError from its checks becomes a recipe error."""
+def _construct(what: str, factory, *args, sizes: str = "its options"):
+    """Call a component factory; a ValueError from its checks becomes a recipe error.
+
+    So does torch refusing a size: a negative one, or one the machine has no memory for
+    (``embedding_dim=4106`` asks for 2 GB, ``n_fft=2**31`` for more).
+    """
     try:
         return factory(*args)
     except (ValueError, TypeError) as exc:
         raise RecipeError(f"{what}: {exc}") from None
+    except (RuntimeError, MemoryError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = "out of memory" if "allocate" in text or isinstance(exc, MemoryError) else text[:160]
+        raise RecipeError(f"{what}: cannot be built ({reason}); check the sizes in {sizes}") from None
 
 
 def build_front_end(config: DictConfig) -> FrontEnd:
     """The STFT front end the recipe's features section describes."""
     f = config.features
-    return _construct("features", FrontEnd, f.n_fft, f.hop_length, f.window, f.compression, f.normalization)
+    return _construct("features", FrontEnd, f.n_fft, f.hop_length, f.window, f.compression, f.normalization,
+                      sizes="features.n_fft")
 
 
 def build_separator(config: DictConfig, registry: Registry) -> SeparatorModel:
@@ -35,7 +44,10 @@ def build_separator(config: DictConfig, registry: Registry) -> SeparatorModel:
     comp = registry.get("separators", cfg.name, where="model.separator.name")
     options = component_options(comp.options, cfg.options, "model.separator.options")
     sources = list(config.data.sources)
-    module = _construct(f"model.separator ({comp.name})", comp.factory, len(sources), config.data.sample_rate, options)
+    module = _construct(
+        f"model.separator ({comp.name})", comp.factory, len(sources), config.data.sample_rate, options,
+        sizes="model.separator.options",
+    )
     loss_comp = registry.get("losses", cfg.loss, where="model.separator.loss")
     loss_options = component_options(loss_comp.options, cfg.loss_options, "model.separator.loss_options")
     loss = _construct(f"model.separator.loss ({loss_comp.name})", loss_comp.factory, loss_options)
@@ -56,7 +68,8 @@ def build_model(config: DictConfig, registry: Registry | None = None) -> MultiTa
     enc_cfg = config.model.encoder
     enc = registry.get("encoders", enc_cfg.name, where="model.encoder.name")
     enc_options = component_options(enc.options, enc_cfg.options, "model.encoder.options")
-    encoder = _construct(f"model.encoder ({enc.name})", enc.factory, n_freq, enc_options)
+    encoder = _construct(f"model.encoder ({enc.name})", enc.factory, n_freq, enc_options,
+                         sizes=f"model.encoder.options and features.n_fft ({n_freq} frequency bins)")
     in_features = getattr(encoder, "out_features", None)
     if not isinstance(in_features, int):
         raise RecipeError(f"model.encoder.name: encoder '{enc.name}' (plugin {enc.plugin}) has no integer out_features")
@@ -66,7 +79,8 @@ def build_model(config: DictConfig, registry: Registry | None = None) -> MultiTa
         where = f"model.heads.{key}"
         comp = registry.get("heads", head_cfg.name or key, where=f"{where}.name")
         options = component_options(comp.options, head_cfg.options, f"{where}.options")
-        heads[key] = _construct(f"{where} ({comp.name})", comp.factory, in_features, len(sources), n_freq, options)
+        heads[key] = _construct(f"{where} ({comp.name})", comp.factory, in_features, len(sources), n_freq, options,
+                               sizes=f"{where}.options and features.n_fft")
         loss_comp = registry.get("losses", head_cfg.loss or comp.info["loss"], where=f"{where}.loss")
         loss_options = component_options(loss_comp.options, head_cfg.loss_options, f"{where}.loss_options")
         loss = _construct(f"{where}.loss ({loss_comp.name})", loss_comp.factory, loss_options)

@@ -289,13 +289,18 @@ def test_a_checkpoint_from_another_version_that_loads_says_so(tmp_path):
     assert separator.messages == [f"y.pt was made by mstt 0.0.9; this is mstt {mstt.__version__}"]
 
 
-def test_a_missing_plugin_is_named(tmp_path, monkeypatch):
+def onset_checkpoint_without_its_plugin(tmp_path, monkeypatch):
+    """A checkpoint whose recipe uses the onset head, with the plugin's entry points not loaded."""
     monkeypatch.setenv("MSTT_LOAD_PLUGINS", "")
     reset_registry()
     config = OmegaConf.to_container(tiny_recipe(), resolve=True)
     config["model"]["heads"]["onset"] = {"name": "onset", "weight": 0.5}
-    path = make_checkpoint(tmp_path / "onsets.pt", recipe=config,
+    return make_checkpoint(tmp_path / "onsets.pt", recipe=config,
                            plugins={"builtin": mstt.__version__, "mstt-onset-head": "0.3.1"})
+
+
+def test_a_missing_plugin_is_named(tmp_path, monkeypatch):
+    path = onset_checkpoint_without_its_plugin(tmp_path, monkeypatch)
     with pytest.raises(MsttError) as info:
         mstt.load(path)
     message = str(info.value)
@@ -305,12 +310,7 @@ def test_a_missing_plugin_is_named(tmp_path, monkeypatch):
 @pytest.mark.parametrize("command", [["eval", "{path}", "--data", "synth:"], ["export", "{path}", "{out}"]])
 def test_every_command_names_a_missing_plugin(tmp_path, monkeypatch, capsys, command):
     # mstt eval and mstt export go through the same loader as mstt.load: the same one line.
-    monkeypatch.setenv("MSTT_LOAD_PLUGINS", "")
-    reset_registry()
-    config = OmegaConf.to_container(tiny_recipe(), resolve=True)
-    config["model"]["heads"]["onset"] = {"name": "onset", "weight": 0.5}
-    path = make_checkpoint(tmp_path / "onsets.pt", recipe=config,
-                           plugins={"builtin": mstt.__version__, "mstt-onset-head": "0.3.1"})
+    path = onset_checkpoint_without_its_plugin(tmp_path, monkeypatch)
     assert main([a.format(path=path, out=tmp_path / "small.pt") for a in command]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.endswith(f"{path}: needs plugin mstt-onset-head 0.3.1, which is not installed (pip install mstt-onset-head)")

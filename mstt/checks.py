@@ -172,3 +172,11 @@ def check_eval(config: DictConfig, registry: Registry) -> None:
         registry.get("metrics", name, where="eval.metrics")
     if config.eval.batch_size < 1 or config.eval.chunk_seconds <= 0:
         raise RecipeError("eval: batch_size must be at least 1 and chunk_seconds positive")
+    hold = config.eval.get("note_hold_threshold")
+    if hold is not None and hold > config.eval.note_threshold:
+        raise RecipeError(
+            f"eval.note_hold_threshold: {hold} is above eval.note_threshold ({config.eval.note_threshold}); "
+            "notes start at note_threshold and hold down to it, so use a value at most that, or null"
+        )
+    if config.eval.min_note_frames < 1:
+        raise RecipeError(f"eval.min_note_frames: {config.eval.min_note_frames}; use at least 1")

@@ -57,12 +57,13 @@ def mstt_register_heads(register: Register) -> None:
     outputs logits), and ``decode``, which lets the head change how notes are read from the
     transcription roll::
 
-        decode(roll, output, frame_rate, threshold, min_frames) -> list[notes]
+        decode(roll, output, frame_rate, decoding) -> list[notes]
 
     with ``roll`` the sigmoid piano roll ``(sources, 88, frames)`` of one example, ``output``
-    this head's activated output for that example, and one notes array ``(n, 4)`` =
+    this head's activated output for that example, ``decoding`` the recipe's thresholds (a
+    :class:`mstt.decode.notes.NoteDecoding`), and one notes array ``(n, 4)`` =
     ``[onset_s, offset_s, midi_pitch, velocity]`` per source returned (see
-    :func:`mstt.decode.notes.roll_to_notes`). The onset head of ``plugins/mstt-onset-head``
+    :func:`mstt.decode.notes.decode_notes`). The onset head of ``plugins/mstt-onset-head``
     uses it to split and sharpen notes at detected onsets.
 
     ``frame_local=True`` declares that the head's output at frame t depends on trunk frame t

@@ -27,7 +27,7 @@ from scipy.signal import resample_poly
 from tqdm.auto import tqdm
 
 from mstt.data.classes import is_instrument
-from mstt.decode import notes_to_midi, roll_to_notes
+from mstt.decode import NoteDecoding, note_decoder, notes_from_outputs, notes_to_midi
 from mstt.errors import MsttError
 from mstt.evaluate.inference import (
     chunk_bounds,
@@ -156,8 +156,8 @@ class Separator:
         self.sample_rate = int(model.sample_rate)
         self.hop = int(config.features.hop_length)
         self.frame_rate = self.sample_rate / self.hop
-        self.threshold = float(config.eval.note_threshold)
-        self.min_frames = int(config.eval.min_note_frames)
+        self.decoding = NoteDecoding.from_config(config)
+        self.decoder = note_decoder(model)
         self.min_samples = int(config.features.n_fft)  # shortest input the centred STFT accepts, with margin
         self.messages = list(messages or [])  # what loading noticed (e.g. another mstt version)
 
@@ -284,16 +284,8 @@ class Separator:
 
     def transcribe(self, roll: np.ndarray, extra: dict[str, np.ndarray], threshold: float | None = None) -> pretty_midi.PrettyMIDI:
         """Roll probabilities ``(S, 88, frames)`` (+ other frame outputs) -> one named MIDI track per source."""
-        threshold = self.threshold if threshold is None else float(threshold)
-        decoder = next((s for s in getattr(self.model, "specs", {}).values() if s.decode is not None and s.output in extra), None)
-        if decoder is not None:  # a head plugin decides how notes are read (e.g. split at onsets)
-            notes = decoder.decode(torch.from_numpy(roll), torch.from_numpy(extra[decoder.output]), self.frame_rate,
-                                   threshold, self.min_frames)
-        else:
-            onset = extra.get("onset")
-            notes = [roll_to_notes(roll[j], self.frame_rate, threshold, self.min_frames,
-                                   onset_probabilities=onset[j] if onset is not None else None)
-                     for j in range(len(self.sources))]
+        decoding = self.decoding if threshold is None else NoteDecoding.from_config(self.config, threshold)
+        notes = notes_from_outputs(roll, extra, self.frame_rate, decoding, self.decoder)
         return notes_to_midi({s: notes[j] for j, s in enumerate(self.sources) if is_instrument(s)})
 
 

@@ -174,7 +174,9 @@ class EvalConfig:
     split: str = "test"
     metrics: List[str] = field(default_factory=lambda: ["si_sdr", "sdr", "transcription"])
     bss_eval: bool = False  # SIR/SAR through mir_eval; slow
-    note_threshold: float = 0.4
+    note_threshold: float = 0.4  # a note starts where a key's roll probability passes this
+    # ... and lasts while it stays above this (hysteresis); null: note_threshold (no hysteresis)
+    note_hold_threshold: Optional[float] = None
     min_note_frames: int = 2
     max_examples: Optional[int] = None
     report_examples: int = 3
@@ -340,6 +342,7 @@ RANGES: dict[str, tuple[float, bool, float | None, str]] = {
     "data.eval_segment_seconds": (0.0, False, None, "a positive finite number of seconds, or null"),
     "trainer.save_every_minutes": (0.0, True, None, "a finite number of minutes >= 0 (0: only at validations)"),
     "eval.note_threshold": (0.0, False, 1.0, "a probability in (0, 1)"),
+    "eval.note_hold_threshold": (0.0, False, 1.0, "a probability in (0, 1), at most eval.note_threshold, or null"),
     "eval.chunk_seconds": (0.0, False, None, "a positive finite number of seconds"),
 }
 

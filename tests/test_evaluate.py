@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from mstt.data.synth import synthesize
+from mstt.decode import NoteDecoding
 from mstt.evaluate import infer, run_evaluation, write_metrics
 from mstt.evaluate.inference import chunk_bounds
 from mstt.features import FrontEnd
@@ -293,20 +294,21 @@ def test_a_head_registered_with_decode_reads_the_notes(test_set):
 
     calls = []
 
-    def decode(roll, output, frame_rate, threshold, min_frames):
+    def decode(roll, output, frame_rate, decoding):
         """Ignore the roll: one note per source from the head's own output, to see it was used."""
-        calls.append((tuple(roll.shape), tuple(output.shape), frame_rate, threshold, min_frames))
+        calls.append((tuple(roll.shape), tuple(output.shape), frame_rate, decoding))
         return [np.array([[0.0, 0.5, 60.0, 100.0]]) for _ in range(roll.shape[0])]
 
     register = get_registry().register_callback("heads", "test-plugin")
     register("fake_onset", nn.Identity, output="onset", loss="transcription", decode=decode)
     oracle = Oracle(test_set, {"roll"})
-    oracle.specs = {"onset": HeadSpec(key="onset", name="fake_onset", output="onset", weight=1.0, loss=None)}
+    oracle.specs = {"onset": HeadSpec(key="onset", name="fake_onset", output="onset", weight=1.0, loss=None, decode=decode)}
     forward = oracle.forward
     oracle.forward = lambda mixture: {**forward(mixture), "onset": forward(mixture)["roll"]}
-    m = run_evaluation(oracle, test_set, tiny_config("eval.note_threshold=0.3"), progress=False).metrics
+    config = tiny_config("eval.note_threshold=0.3", "eval.note_hold_threshold=0.2")
+    m = run_evaluation(oracle, test_set, config, progress=False).metrics
     assert len(calls) == 2 and calls[0][:2] == ((3, 88, 1 + 2 * SR // HOP),) * 2
-    assert calls[0][2:] == (SR / HOP, 0.3, 1)
+    assert calls[0][2:] == (SR / HOP, NoteDecoding(0.3, 0.2, 1))
     assert m["transcription"]["piano"]["onset"]["f1"] < 0.5  # the decoder's single note, not the oracle roll
 
 

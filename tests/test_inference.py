@@ -228,11 +228,11 @@ def test_notes_come_from_a_head_decoder_when_one_is_registered(checkpoint):
     separator = mstt.load(checkpoint, device="cpu")
     calls = []
 
-    def decode(roll, output, frame_rate, threshold, min_frames):
-        calls.append((roll.shape, output.shape, frame_rate, threshold, min_frames))
+    def decode(roll, output, frame_rate, decoding):
+        calls.append((roll.shape, output.shape, frame_rate, decoding.threshold, decoding.min_frames))
         return [np.array([[0.0, 0.5, 60, 100]]), np.zeros((0, 4))]
 
-    separator.model.specs = {"onset": SimpleNamespace(decode=decode, output="onset")}
+    separator.decoder = ("onset", decode)  # as mstt.decode.note_decoder finds a head registered with decode
     roll = np.zeros((2, 88, 50), np.float32)
     midi = separator.transcribe(roll, {"onset": roll}, threshold=0.3)
     assert calls == [((2, 88, 50), (2, 88, 50), 125.0, 0.3, 2)]

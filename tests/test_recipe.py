@@ -202,6 +202,8 @@ def test_dry_run_typo_fails_with_one_line(capsys):
         ("cerberus_set4", "eval.metrics=[si_sdrx]", "eval.metrics: unknown metric 'si_sdrx'"),
         ("cerberus_set4", "trainer.monitor=loss/xx", "trainer.monitor: 'loss/xx' is not a validation metric"),
         ("cerberus_set4", "trainer.validate_every=0", "trainer.validate_every: 0 must be at least 1"),
+        ("cerberus_set4", "eval.note_hold_threshold=0.6", "eval.note_hold_threshold: 0.6 is above eval.note_threshold (0.4)"),
+        ("cerberus_set4", "eval.min_note_frames=0", "eval.min_note_frames: 0; use at least 1"),
         # Separator recipes go through the same checks as recipes with heads.
         ("convtasnet_set4", "eval.metrics=[si_sdrx]", "eval.metrics: unknown metric 'si_sdrx'"),
         ("convtasnet_set4", "optim.name=adamx", "optim.name: unknown optimiser 'adamx'"),
@@ -226,6 +228,7 @@ def test_dry_run_refuses_what_training_would_refuse_for_every_recipe_kind(recipe
         ("optim.momentum=1.5", "optim.momentum: 1.5 must be a number in [0, 1)"),
         ("optim.grad_clip=-1", "optim.grad_clip: -1.0 must be a finite number >= 0"),
         ("eval.note_threshold=0", "eval.note_threshold: 0.0 must be a probability in (0, 1)"),
+        ("eval.note_hold_threshold=nan", "eval.note_hold_threshold: nan must be a probability in (0, 1)"),
         ("data.eval_segment_seconds=0", "data.eval_segment_seconds: 0.0 must be a positive"),
         ("data.crop_seconds=nan", "data.crop_seconds: nan must be a finite number"),
         ("trainer.max_minutes=nan", "trainer.max_minutes: nan must be a finite number"),

@@ -6,6 +6,9 @@ Notes are float64 arrays ``(n, 4)`` of ``[onset_s, offset_s, midi_pitch, velocit
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pretty_midi
 import torch
@@ -53,6 +56,58 @@ def _segments_with_onsets(start: int, end: int, onset_active: np.ndarray, rising
     return starts
 
 
+@dataclass(frozen=True)
+class NoteDecoding:
+    """How notes are read from a probability roll: where they start, how long they hold, the shortest kept.
+
+    A note starts where a key's probability passes ``threshold`` and lasts while it stays above
+    ``hold_threshold`` (hysteresis, as in Onsets and Frames and Basic Pitch). Without a hold
+    threshold a dip below ``threshold`` ends the note, so a held note whose probability wavers
+    around the threshold comes out as several short notes: each a false onset.
+    """
+
+    threshold: float = 0.4
+    hold_threshold: float | None = None  # None: the same as threshold (no hysteresis)
+    min_frames: int = 2
+
+    @classmethod
+    def from_config(cls, config: Any, threshold: float | None = None) -> NoteDecoding:
+        """The recipe's ``eval.note_threshold``, ``eval.note_hold_threshold`` and ``eval.min_note_frames``.
+
+        ``threshold`` (e.g. ``mstt separate --threshold``) replaces the start threshold; a hold
+        threshold above it is lowered to it, so that a lower threshold never drops notes.
+        """
+        start = float(config.eval.note_threshold if threshold is None else threshold)
+        hold = config.eval.get("note_hold_threshold")
+        hold = None if hold is None else min(float(hold), start)
+        return cls(start, hold, int(config.eval.min_note_frames))
+
+    @property
+    def hold(self) -> float:
+        """The threshold a note's frames must stay above."""
+        return self.threshold if self.hold_threshold is None else self.hold_threshold
+
+
+def _segments(
+    keys: np.ndarray, starts: np.ndarray, ends: np.ndarray, onset_probabilities: ArrayLike | None,
+    onset_threshold: float, shape: tuple[int, ...],
+) -> list[tuple[int, int, int]]:
+    """(key, start, end) of each note candidate: the frame runs, split at onsets when given."""
+    if onset_probabilities is None:
+        return [(int(k), int(s), int(e)) for k, s, e in zip(keys, starts, ends)]
+    onsets = _as_roll(onset_probabilities, "onset_probabilities")
+    if onsets.shape != shape:
+        raise ValueError(f"onset_probabilities {onsets.shape} differ from probabilities {shape}")
+    onset_active = onsets > onset_threshold
+    rising = np.diff(np.pad(onset_active.astype(np.int8), ((0, 0), (1, 0))), axis=1) == 1
+    segments = []
+    for k, s, e in zip(keys, starts, ends):
+        note_starts = _segments_with_onsets(int(s), int(e), onset_active[k], rising[k])
+        bounds = note_starts + [int(e)]
+        segments.extend((int(k), a, b) for a, b in zip(bounds[:-1], bounds[1:]))
+    return segments
+
+
 def roll_to_notes(
     probabilities: ArrayLike,
     frame_rate: float,
@@ -60,32 +115,25 @@ def roll_to_notes(
     min_frames: int = 2,
     onset_probabilities: ArrayLike | None = None,
     onset_threshold: float = 0.5,
+    hold_threshold: float | None = None,
 ) -> np.ndarray:
     """Frame probabilities ``(88, frames)`` (and optional onset probabilities) -> notes ``(n, 4)``.
 
-    A note is a run of frames above ``threshold`` lasting at least ``min_frames``. With onset
-    probabilities (the Onsets-and-Frames rule) a run may start a note only where an onset is
-    detected at that key within one frame, and a later onset inside a run splits it. Velocity
-    is the note's mean frame probability scaled to 1..127.
+    A note is a run of frames above ``hold_threshold`` (default: ``threshold``) that passes
+    ``threshold`` somewhere and lasts at least ``min_frames``. With onset probabilities (the
+    Onsets-and-Frames rule) a run may start a note only where an onset is detected at that key
+    within one frame, and a later onset inside a run splits it. Velocity is the note's mean
+    frame probability scaled to 1..127.
     """
     probs = _as_roll(probabilities, "probabilities")
-    active = probs > threshold
-    keys, starts, ends = _runs(active)
-    if onset_probabilities is None:
-        segments = [(k, s, e) for k, s, e in zip(keys, starts, ends)]
-    else:
-        onsets = _as_roll(onset_probabilities, "onset_probabilities")
-        if onsets.shape != probs.shape:
-            raise ValueError(f"onset_probabilities {onsets.shape} differ from probabilities {probs.shape}")
-        onset_active = onsets > onset_threshold
-        rising = np.diff(np.pad(onset_active.astype(np.int8), ((0, 0), (1, 0))), axis=1) == 1
-        segments = []
-        for k, s, e in zip(keys, starts, ends):
-            note_starts = _segments_with_onsets(int(s), int(e), onset_active[k], rising[k])
-            bounds = note_starts + [int(e)]
-            segments.extend((k, a, b) for a, b in zip(bounds[:-1], bounds[1:]))
+    hold = threshold if hold_threshold is None else min(hold_threshold, threshold)
+    keys, starts, ends = _runs(probs > hold)
+    if hold < threshold:  # hysteresis: a run counts only where it reaches the start threshold
+        peaks = np.array([probs[k, s:e].max() for k, s, e in zip(keys, starts, ends)], dtype=np.float64)
+        reached = peaks > threshold if len(peaks) else np.zeros(0, bool)
+        keys, starts, ends = keys[reached], starts[reached], ends[reached]
     rows = []
-    for k, s, e in segments:
+    for k, s, e in _segments(keys, starts, ends, onset_probabilities, onset_threshold, probs.shape):
         if e - s < min_frames:
             continue
         velocity = float(np.clip(np.round(probs[k, s:e].mean() * 127), 1, 127))
@@ -94,6 +142,13 @@ def roll_to_notes(
         return empty_notes()
     notes = np.asarray(rows, dtype=np.float64)
     return notes[np.lexsort((notes[:, 2], notes[:, 0]))]
+
+
+def decode_notes(probabilities: ArrayLike, frame_rate: float, decoding: NoteDecoding,
+                 onset_probabilities: ArrayLike | None = None, onset_threshold: float = 0.5) -> np.ndarray:
+    """:func:`roll_to_notes` with the thresholds of ``decoding``."""
+    return roll_to_notes(probabilities, frame_rate, decoding.threshold, decoding.min_frames,
+                         onset_probabilities, onset_threshold, decoding.hold_threshold)
 
 
 def notes_to_midi(

@@ -9,10 +9,10 @@ below :data:`SILENT_PEAK` has no meaningful SDR; its row is left out of the aver
 evaluation says so (:attr:`EvaluationResult.notes`).
 
 Transcription (when the model has a ``roll`` output): sigmoid roll -> notes per source with
-``eval.note_threshold`` and ``eval.min_note_frames`` (a head registered with ``decode``, such as
-the onset plugin's, decodes instead; else an ``onset`` output, when present, splits notes at
-onsets) -> the ``transcription`` metric against the example's reference notes at the STFT
-frame rate ``sample_rate / hop_length``.
+``eval.note_threshold``, ``eval.note_hold_threshold`` and ``eval.min_note_frames`` (a head
+registered with ``decode``, such as the onset plugin's, decodes instead; see
+:func:`mstt.decode.notes_from_outputs`, which separation uses too) -> the ``transcription``
+metric against the example's reference notes at the STFT frame rate ``sample_rate / hop_length``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from mstt.data.classes import DEFAULT_CLASSES, is_instrument
-from mstt.decode import roll_to_notes
+from mstt.decode import NoteDecoding, note_decoder, notes_from_outputs, roll_to_notes
 from mstt.errors import MsttError
 from mstt.evaluate.inference import Estimates, infer
 from mstt.evaluate.scores import ScoreBook
@@ -128,19 +128,6 @@ def _rows(fn: Callable, estimate: torch.Tensor, reference: torch.Tensor) -> tupl
     return results, failed
 
 
-def _note_decoder(model: nn.Module) -> tuple[str, Callable] | None:
-    """(output name, decode) of the first head registered with a ``decode`` function, if any."""
-    registry = get_registry()
-    heads = set(registry.names("heads"))
-    for spec in getattr(model, "specs", {}).values():
-        if spec.name not in heads:  # e.g. a separator's pseudo-head
-            continue
-        decode = registry.get("heads", spec.name).info.get("decode")
-        if decode is not None:
-            return spec.output, decode
-    return None
-
-
 def _batches(loader: DataLoader, batch_size: int) -> Iterator[list[dict[str, Any]]]:
     """Consecutive items grouped into lists of equal length (windows of one size batch together)."""
     pending: list[dict[str, Any]] = []
@@ -164,7 +151,8 @@ class _Evaluator:
         self.frame_rate = self.sample_rate / self.hop
         self.chunk = int(round(chunk_seconds * self.sample_rate))
         self.separation, self.bss, self.transcription = _build_metrics(config)
-        self.decoder = _note_decoder(model)
+        self.decoder = note_decoder(model)
+        self.decoding = NoteDecoding.from_config(config)
         self.book = ScoreBook(self.sources)
         self.failed: dict[str, int] = {}  # metric -> (example, source) rows it could not score
         self.examples: list[ReportExample] = []
@@ -235,25 +223,10 @@ class _Evaluator:
 
     def score_transcription(self, est: Estimates, items: list[dict[str, Any]], drums: set[str]) -> None:
         """Sigmoid rolls -> notes per source -> transcription scores against each item's notes."""
-        threshold = float(self.config.eval.note_threshold)
-        min_frames = int(self.config.eval.min_note_frames)
         roll = est.roll.detach().cpu()  # (B, S, 88, T)
-        onset = est.extra.get("onset")
         for b, item in enumerate(items):
-            if self.decoder is not None:
-                name, decode = self.decoder
-                estimated = decode(roll[b], est.extra[name][b].cpu(), self.frame_rate, threshold, min_frames)
-            else:
-                estimated = [
-                    roll_to_notes(
-                        roll[b, s],
-                        self.frame_rate,
-                        threshold=threshold,
-                        min_frames=min_frames,
-                        onset_probabilities=onset[b, s].cpu() if onset is not None else None,
-                    )
-                    for s in range(len(self.sources))
-                ]
+            outputs = {name: value[b].detach().cpu() for name, value in est.extra.items()}
+            estimated = notes_from_outputs(roll[b], outputs, self.frame_rate, self.decoding, self.decoder)
             references = item.get("notes")
             if references is None:
                 # No note list: read the reference roll as notes (exact on the frame grid).

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mstt import hookimpl
-from mstt.decode.notes import roll_to_notes
+from mstt.decode.notes import NoteDecoding, decode_notes
 from mstt.features.rolls import N_KEYS
 
 ONSET_THRESHOLD = 0.5  # onset probability that counts as a detected onset when decoding
@@ -70,18 +70,11 @@ class OnsetLoss:
 
 
 def decode_with_onsets(
-    roll: torch.Tensor, onsets: torch.Tensor, frame_rate: float, threshold: float, min_frames: int
+    roll: torch.Tensor, onsets: torch.Tensor, frame_rate: float, decoding: NoteDecoding
 ) -> list[np.ndarray]:
     """Notes per source from the frame roll ``(S, 88, T)``, split and sharpened by onsets ``(S, 88, T)``."""
     return [
-        roll_to_notes(
-            roll[s],
-            frame_rate,
-            threshold=threshold,
-            min_frames=min_frames,
-            onset_probabilities=onsets[s],
-            onset_threshold=ONSET_THRESHOLD,
-        )
+        decode_notes(roll[s], frame_rate, decoding, onset_probabilities=onsets[s], onset_threshold=ONSET_THRESHOLD)
         for s in range(roll.shape[0])
     ]
 

@@ -5,7 +5,7 @@ import pretty_midi
 import pytest
 import torch
 
-from mstt.decode import midi_to_notes, notes_to_midi, notes_to_onset_roll, notes_to_roll, roll_to_notes
+from mstt.decode import NoteDecoding, decode_notes, midi_to_notes, notes_to_midi, notes_to_onset_roll, notes_to_roll, roll_to_notes
 
 FPS = 62.5
 
@@ -147,3 +147,35 @@ def test_notes_to_midi_respects_an_explicit_drum_set_and_rejects_bad_programs():
     assert midi.instruments[0].is_drum and midi.instruments[0].program == 0
     with pytest.raises(ValueError, match="outside 0..127"):
         notes_to_midi({"piano": np.zeros((0, 4))}, programs={"piano": 128})
+
+
+def _wavering_note() -> np.ndarray:
+    """One held key whose probability dips below 0.6 twice, and a lone bump that never reaches 0.6."""
+    probs = np.zeros((88, 60), dtype=np.float32)
+    probs[30, 10:40] = 0.9
+    probs[30, [18, 27]] = 0.5  # dips: below the start threshold, above the hold threshold
+    probs[50, 45:55] = 0.5  # never passes the start threshold
+    return probs
+
+
+def test_a_hold_threshold_keeps_a_wavering_note_whole():
+    probs = _wavering_note()
+    plain = roll_to_notes(probs, FPS, threshold=0.6)
+    held = roll_to_notes(probs, FPS, threshold=0.6, hold_threshold=0.4)
+    assert len(plain) == 3  # the dips cut the held note into three, two of them false onsets
+    assert len(held) == 1 and held[0, 2] == 30 + 21
+    np.testing.assert_allclose(held[0, :2], [10 / FPS, 40 / FPS])
+    assert len(roll_to_notes(probs, FPS, threshold=0.4)) == 2  # without hysteresis 0.4 keeps the bump
+
+
+def test_note_decoding_from_a_recipe_lowers_the_hold_to_a_lower_threshold():
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.create({"eval": {"note_threshold": 0.7, "note_hold_threshold": 0.4, "min_note_frames": 3}})
+    assert NoteDecoding.from_config(config) == NoteDecoding(0.7, 0.4, 3)
+    assert NoteDecoding.from_config(config, threshold=0.3) == NoteDecoding(0.3, 0.3, 3)
+    plain = OmegaConf.create({"eval": {"note_threshold": 0.4, "min_note_frames": 2}})  # a recipe saved before the option
+    assert NoteDecoding.from_config(plain) == NoteDecoding(0.4, None, 2) and NoteDecoding(0.4).hold == 0.4
+    probs = _wavering_note()
+    np.testing.assert_array_equal(decode_notes(probs, FPS, NoteDecoding(0.6, 0.4, 2)),
+                                  roll_to_notes(probs, FPS, 0.6, 2, hold_threshold=0.4))

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from mstt_onset_head import OnsetHead, OnsetHeadOptions, OnsetLoss, OnsetLossOptions, decode_with_onsets
 
+from mstt.decode import NoteDecoding
 from mstt.features import STFT, make_targets
 from mstt.nn.build import build_model
 from mstt.plugins import build_registry
@@ -50,8 +51,8 @@ def test_onsets_split_a_repeated_note():
     onsets = torch.zeros(1, 88, 40)
     onsets[0, 39, 5] = onsets[0, 39, 18] = 1.0  # ...that is really two notes
     frame_rate = 10.0
-    plain = decode_with_onsets(roll, torch.zeros_like(onsets), frame_rate, 0.4, 2)[0]
-    split = decode_with_onsets(roll, onsets, frame_rate, 0.4, 2)[0]
+    plain = decode_with_onsets(roll, torch.zeros_like(onsets), frame_rate, NoteDecoding(0.4, None, 2))[0]
+    split = decode_with_onsets(roll, onsets, frame_rate, NoteDecoding(0.4, None, 2))[0]
     assert len(plain) == 0  # no detected onset: no note may start
     assert len(split) == 2
     np.testing.assert_allclose(split[:, 0], [0.5, 1.8])

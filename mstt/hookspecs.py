@@ -107,3 +107,31 @@ def mstt_register_separators(register: Register) -> None:
     options) -> nn.Module`` mapping a mixture waveform ``(batch, samples)`` to source
     waveforms ``(batch, sources, samples)``.
     """
+
+
+@hookspec
+def mstt_register_models(register: Register) -> None:
+    """Register trained models that ship with a distribution, addressed by name.
+
+    Here ``register`` takes the model's file instead of a factory::
+
+        register(name, path, *, description=None, sha256, sources=None, recipe=None)
+
+    - ``path``: an mstt checkpoint or ``mstt export`` file inside the distribution (declare it
+      as package data so that a wheel carries it).
+    - ``sha256``: required, the file's checksum as 64 lower-case hex digits. Loading the model
+      by name verifies it; a mismatch tells the user to reinstall the distribution.
+    - ``sources``, ``recipe``: the model's source names and recipe name, shown by ``mstt models``.
+
+    Users then pass ``name`` wherever a checkpoint goes: ``mstt separate --model NAME``,
+    ``mstt eval NAME``, ``mstt.load("NAME")``, ``model.init=NAME``. The model named
+    ``default`` is the one ``mstt separate AUDIO`` and ``mstt.load()`` use. The simplest
+    implementation registers a folder written by ``mstt export OUT --bundle NAME`` (the files
+    and the ``models.json`` manifest beside them)::
+
+        from mstt.bundled import register_manifest
+
+        @hookimpl
+        def mstt_register_models(register):
+            register_manifest(register, Path(__file__).parent / "models")
+    """

@@ -21,6 +21,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mstt.data.adapters",
     "mstt.data.synthetic",
     "mstt.metrics",
+    "mstt.models",  # the trained models shipped under mstt/models/ (models.json)
 )
 
 BUILTIN = "builtin"

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from mstt.errors import RegistryError
 
-KINDS = ("encoders", "heads", "losses", "datasets", "metrics", "separators")
+KINDS = ("encoders", "heads", "losses", "datasets", "metrics", "separators", "models")
 
 # Singular names for messages ("unknown head 'x'").
 SINGULAR = {
@@ -20,6 +22,7 @@ SINGULAR = {
     "datasets": "dataset",
     "metrics": "metric",
     "separators": "separator",
+    "models": "model",
 }
 
 # Metadata each kind accepts through register(..., **info): (required, optional).
@@ -30,14 +33,19 @@ INFO_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "datasets": (frozenset(), frozenset()),
     "metrics": (frozenset({"task"}), frozenset()),
     "separators": (frozenset(), frozenset()),
+    "models": (frozenset({"sha256"}), frozenset({"sources", "recipe"})),
 }
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
 class Component:
-    """A registered component: what recipes name and the registry builds."""
+    """A registered component: what recipes name and the registry builds.
+
+    For kind ``models`` the ``factory`` is the model file (a :class:`~pathlib.Path`), not a callable.
+    """
 
     kind: str
     name: str
@@ -129,7 +137,9 @@ def make_component(
     what = f"plugin '{plugin}' registers {SINGULAR[kind]}"
     if not isinstance(name, str) or not _NAME.match(name):
         raise RegistryError(f"{what} with name {name!r}; names are lower-case [a-z][a-z0-9_]*")
-    if not callable(factory):
+    if kind == "models":
+        factory = _model_file(what, name, factory, info)
+    elif not callable(factory):
         raise RegistryError(f"{what} '{name}' with a factory that is not callable: {factory!r}")
     if options is not None and not (isinstance(options, type) and dataclasses.is_dataclass(options)):
         raise RegistryError(f"{what} '{name}' with options={options!r}; pass a dataclass type")
@@ -144,7 +154,24 @@ def make_component(
             f"{what} '{name}' with unknown info {', '.join(unknown)}; "
             f"allowed: {', '.join(allowed) or 'none'}"
         )
+    if description is None and kind == "models":
+        description = ""
     if description is None:
         doc = (getattr(factory, "__doc__", None) or "").strip()
         description = doc.splitlines()[0] if doc else ""
     return Component(kind, name, factory, plugin, description, options, dict(info))
+
+
+def _model_file(what: str, name: str, path: Any, info: dict[str, Any]) -> Path:
+    """Check a model registration (a file path, its sha256, optional sources and recipe name) -> the path."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise RegistryError(f"{what} '{name}' with {path!r} for its file; pass the model file's path")
+    sha = info.get("sha256")
+    if not isinstance(sha, str) or not _SHA256.match(sha):
+        raise RegistryError(f"{what} '{name}' with sha256={sha!r}; pass the file's sha256 as 64 lower-case hex digits")
+    sources = info.get("sources")
+    if sources is not None and not (isinstance(sources, (list, tuple)) and all(isinstance(s, str) for s in sources)):
+        raise RegistryError(f"{what} '{name}' with sources={sources!r}; pass a list of source names")
+    if "recipe" in info and not isinstance(info["recipe"], (str, type(None))):
+        raise RegistryError(f"{what} '{name}' with recipe={info['recipe']!r}; pass the recipe's name")
+    return Path(path)

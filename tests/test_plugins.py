@@ -121,7 +121,7 @@ def test_plugins_command_json_reports_broken_plugin(make_plugin, capsys):
     make_plugin("mstt-broken", "mstt_broken", "import not_a_module_anywhere\n")
     assert main(["plugins", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) == {"encoders", "heads", "losses", "datasets", "metrics", "separators", "errors"}
+    assert set(data) == {"encoders", "heads", "losses", "datasets", "metrics", "separators", "models", "errors"}
     assert {"name": "tr", "plugin": "builtin"}.items() <= data["heads"][-1].items() or any(
         h["name"] == "tr" for h in data["heads"]
     )

@@ -63,3 +63,16 @@ def test_export_lists_only_the_plugins_the_recipe_uses(tmp_path):
     path = make_checkpoint(tmp_path / "c.pt", plugins={"builtin": "0.1.0", "mstt-asteroid": "0.2.0", "other": "1.0"})
     out = export_checkpoint(path, tmp_path / "e.pt")
     assert torch.load(out, weights_only=True)["plugins"] == {"builtin": "0.1.0"}
+
+
+def test_export_leaves_out_heads_inference_does_not_read(tmp_path, checkpoint):  # noqa: F811
+    dropped = torch.load(export_checkpoint(checkpoint, tmp_path / "small.pt"), weights_only=True)
+    assert dropped["dropped_heads"] == ["dc"] and dropped["recipe"]["model"]["heads"]["dc"]["weight"] == 0
+    assert not any(k.startswith("heads.dc.") for k in dropped["model"])
+    kept = torch.load(export_checkpoint(checkpoint, tmp_path / "all.pt", all_heads=True), weights_only=True)
+    assert kept["dropped_heads"] == [] and any(k.startswith("heads.dc.") for k in kept["model"])
+    # A monitor on the dropped head moves to the total, so that the saved recipe still builds.
+    path = make_checkpoint(tmp_path / "monitored.pt", overrides=("trainer.monitor=loss/dc",))
+    exported = export_checkpoint(path, tmp_path / "m.pt")
+    assert torch.load(exported, weights_only=True)["recipe"]["trainer"]["monitor"] == "loss"
+    assert list(mstt.load(exported, device="cpu").model.heads) == ["mi", "tr"]

@@ -295,13 +295,15 @@ def iter_blocks(x: np.ndarray, size: int = BLOCK) -> Iterator[np.ndarray]:
         yield x[i : i + size]
 
 
-def load(path: str | Path, device: str | torch.device | None = None) -> Separator:
-    """Load a checkpoint or an exported model (``weights_only``) -> a :class:`Separator`."""
+def load(path: str | Path | None = None, device: str | torch.device | None = None) -> Separator:
+    """A bundled model's name (None: ``default``), a checkpoint or an exported model (``weights_only``) -> :class:`Separator`."""
+    from mstt.bundled import resolve_model
     from mstt.checkpoints import model_from_checkpoint
     from mstt.devices import resolve_device
 
     if isinstance(device, str) and device.strip().lower().startswith("cuda") and not torch.cuda.is_available():
         raise MsttError(f"device {device}: no GPU is visible; use cpu or auto")
     device = torch.device(device) if isinstance(device, torch.device) else resolve_device(device or "auto")
-    model, config, messages = model_from_checkpoint(path)
+    file, _ = resolve_model(path, how='pass a checkpoint: mstt.load("runs/NAME/checkpoints/best.pt")')
+    model, config, messages = model_from_checkpoint(file)
     return Separator(model, config, device, messages)

@@ -47,3 +47,52 @@ def make_plugin(tmp_path, monkeypatch):
     yield make
     for name in _modules:
         sys.modules.pop(name, None)
+
+
+# ------------------------------------------------------------ bundled models
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory) -> Path:
+    """A tiny Cerberus model (piano, guitar; 8 kHz) trained 2 steps, exported by ``mstt export --half --bundle default``.
+
+    Returns the folder holding ``default.pt`` and ``models.json``; tests copy it before changing it.
+    """
+    from mstt.cli import main
+    from mstt.train import train
+    from tests.train.test_loop import ToneDataset, make_model, tiny_config
+
+    base = tmp_path_factory.mktemp("bundled")
+    config = tiny_config("trainer.max_steps=2", "trainer.validate_every=2")
+    train(config, make_model(config), ToneDataset(4, seed=1), ToneDataset(2, seed=2), base / "run", progress=False)
+    folder = base / "models"
+    code = main(["export", "--half", str(base / "run/checkpoints/last.pt"), str(folder / "default.pt"),
+                 "--bundle", "default", "--description", "tiny test model"])
+    assert code == 0
+    return folder
+
+
+@pytest.fixture
+def bundled(tiny_export, tmp_path, monkeypatch) -> Path:
+    """A copy of :func:`tiny_export` registered as mstt's own bundled models folder; returns that folder."""
+    import shutil
+
+    import mstt.models
+
+    folder = tmp_path / "models"
+    shutil.copytree(tiny_export, folder)
+    monkeypatch.setattr(mstt.models, "FOLDER", folder)
+    reset_registry()
+    return folder
+
+
+@pytest.fixture
+def no_bundled(tmp_path, monkeypatch) -> Path:
+    """mstt's bundled models folder replaced by an empty one (as before a model ships)."""
+    import mstt.models
+
+    folder = tmp_path / "no-models"
+    folder.mkdir()
+    monkeypatch.setattr(mstt.models, "FOLDER", folder)
+    reset_registry()
+    return folder

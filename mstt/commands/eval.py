@@ -1,4 +1,4 @@
-"""``mstt eval CHECKPOINT [--data KIND[:PATH]] [--split test] [--out DIR]`` -> DIR/metrics.json and DIR/report.md."""
+"""``mstt eval CHECKPOINT|NAME [--data KIND[:PATH]] [--split test] [--out DIR]`` -> DIR/metrics.json and DIR/report.md."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from mstt.fileio import check_out_dir
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Attach the ``eval`` sub-command."""
     p = subparsers.add_parser("eval", help="evaluate a checkpoint on a dataset split -> metrics.json")
-    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="an mstt checkpoint, e.g. runs/x/checkpoints/best.pt")
+    p.add_argument("checkpoint", metavar="CHECKPOINT",
+                   help="an mstt checkpoint, e.g. runs/x/checkpoints/best.pt, or a bundled model's name (mstt models)")
     p.add_argument(
         "--data",
         default=None,
@@ -27,7 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="a dataset adapter option, repeatable, e.g. require_all_sources=false (see `mstt plugins`)",
     )
     p.add_argument("--split", default="test", help="train, validation or test (default test)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default <run folder>/eval-<kind>-<split>)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default <run folder>/eval-<kind>-<split>; for a bundled model ./eval-<name>-<kind>-<split>)")
     p.add_argument("--max-examples", type=int, default=None, metavar="N", help="evaluate at most N windows, spread over the split")
     p.add_argument("--bss-eval", action="store_true", help="also SIR and SAR through mir_eval (slow)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -64,13 +66,15 @@ def run_folder(checkpoint: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Load the checkpoint, rebuild its model from its recipe, evaluate, write metrics.json."""
+    from mstt.bundled import resolve_model
     from mstt.checkpoints import model_from_checkpoint
     from mstt.devices import resolve_device
     from mstt.experiment import build_adapter, evaluate_checkpoint, summary_lines
 
     if args.out is not None:
         check_out_dir(args.out)  # before the slow part, not after it
-    model, config, _ = model_from_checkpoint(args.checkpoint)
+    checkpoint, name = resolve_model(args.checkpoint)
+    model, config, _ = model_from_checkpoint(checkpoint)
     config.eval.split = args.split
     if args.max_examples is not None:
         if args.max_examples < 1:
@@ -81,10 +85,11 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     kind, root = parse_data(args.data, config.data.kind, config.data.root)
     adapter = build_adapter(config, kind, root, parse_data_options(args.data_option))
-    run_dir = run_folder(args.checkpoint)
-    out = check_out_dir(args.out or run_dir / f"eval-{kind}-{args.split}")
+    # A bundled model lives in the installed package: its evaluation goes to the working folder instead.
+    run_dir = run_folder(checkpoint) if name is None else Path(".")
+    out = check_out_dir(args.out or run_dir / (f"eval-{kind}-{args.split}" if name is None else f"eval-{name}-{kind}-{args.split}"))
     logs = {"train": run_dir / "logs" / "train.csv", "validation": run_dir / "logs" / "validation.csv"}
-    metrics = evaluate_checkpoint(config, model, args.checkpoint, adapter, out, logs, device, strict=args.strict)
+    metrics = evaluate_checkpoint(config, model, checkpoint, adapter, out, logs, device, strict=args.strict)
     for line in summary_lines(metrics):
         print(line)
     print(f"wrote {out / 'metrics.json'} and {out / 'report.md'}")

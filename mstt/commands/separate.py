@@ -1,4 +1,7 @@
-"""``mstt separate CHECKPOINT AUDIO... [--out DIR]``: stems, MIDI and a piano-roll picture per recording.
+"""``mstt separate [--model NAME_OR_PATH | CHECKPOINT] AUDIO... [--out DIR]``: stems, MIDI and a piano roll per recording.
+
+The model is ``--model`` (a bundled model's name or a checkpoint file), else a first argument
+that is a checkpoint (see :func:`is_model_argument`), else the bundled model ``default``.
 
 For each input ``song.ext``: ``DIR/song/<stem>.wav`` (32-bit float, at the input's rate),
 ``DIR/song/song.mid`` (one named track per source) and ``DIR/song/pianoroll.png``; with
@@ -31,9 +34,20 @@ BLOCK = 1 << 16
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Attach the ``separate`` sub-command."""
-    p = subparsers.add_parser("separate", help="separate and transcribe recordings: stems, MIDI, piano roll")
-    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="an mstt checkpoint or exported model")
-    p.add_argument("audio", type=Path, nargs="+", metavar="AUDIO", help="recordings (wav, flac, ogg, mp3: anything libsndfile reads)")
+    p = subparsers.add_parser(
+        "separate", help="separate and transcribe recordings: stems, MIDI, piano roll",
+        usage="mstt separate [--model NAME_OR_PATH | CHECKPOINT] AUDIO... [options]",
+        description="Separate and transcribe recordings with the bundled model 'default' (mstt separate song.flac), "
+                    "another bundled model (--model NAME; mstt models lists them) or a checkpoint (--model "
+                    "runs/x/checkpoints/best.pt, or that file as the first argument). The first argument is read as "
+                    "the model when its name ends in .pt, .pth or .ckpt, when it is a torch file (a zip archive or "
+                    "pickle, whatever its name), or when it names a bundled model and is no file; every other "
+                    "argument is a recording.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="AUDIO",
+                   help="recordings (wav, flac, ogg, mp3: anything libsndfile reads), optionally after a CHECKPOINT")
+    p.add_argument("--model", default=None, metavar="NAME_OR_PATH",
+                   help="a bundled model's name or a checkpoint/exported file (default: the bundled model 'default')")
     p.add_argument("--out", type=Path, default=Path("separated"), help="output folder (default ./separated)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--chunk-seconds", type=float, default=10.0, help="chunk length; memory grows with it, not with the file (default 10)")
@@ -45,6 +59,35 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="CPU threads for torch (default torch's); 1 is fastest on a machine busy with other jobs")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
+
+
+def is_model_argument(text: str) -> bool:
+    """Whether a first argument is the model: a model suffix, a torch file's first bytes, or a bundled name that is no file."""
+    from mstt.bundled import MODEL_SUFFIXES, model_names
+
+    path = Path(text)
+    if text.endswith(MODEL_SUFFIXES):
+        return True
+    if path.is_file():
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4)
+        except OSError:
+            return False
+        # torch.save writes a zip archive (or, before torch 1.6, a pickle); no format libsndfile reads begins so.
+        return head == b"PK\x03\x04" or head[:1] == b"\x80"
+    return not path.exists() and text in model_names()
+
+
+def split_inputs(inputs: list[str], model: str | None) -> tuple[str | None, list[Path]]:
+    """Positional arguments (+ ``--model``) -> (the model to resolve, None for the default; the recordings)."""
+    if inputs and is_model_argument(inputs[0]):
+        if model is not None:
+            raise MsttError(f"the model is given twice (--model {model} and {inputs[0]}); pass one of them")
+        if len(inputs) == 1:
+            raise MsttError(f"{inputs[0]} is a model; name the recordings after it, e.g. mstt separate {inputs[0]} song.flac")
+        return inputs[0], [Path(a) for a in inputs[1:]]
+    return model, [Path(a) for a in inputs]
 
 
 def parse_outputs(text: str) -> set[str]:
@@ -164,7 +207,8 @@ def separate_file(separator: Any, path: Path, folder: Path, args: argparse.Names
             images = {"spectrograms": tmp / "spectrograms.png"}
             if result.rolls:
                 images["piano rolls"] = tmp / "pianoroll.png"
-            write_html_report(tmp, f"{path.name}: separated by {args.checkpoint.name}", audio, images, None, lines)
+            label = getattr(args, "model_label", "mstt")
+            write_html_report(tmp, f"{path.name}: separated by {label}", audio, images, None, lines)
         folder.mkdir(parents=True, exist_ok=True)
         written = []
         for item in sorted(tmp.iterdir()):
@@ -213,8 +257,10 @@ def _folders(paths: list[Path], out: Path) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Load the model once, then separate every input; 0 when all succeeded, 1 when any failed."""
+    from mstt.bundled import resolve_model
     from mstt.inference import load
 
+    model, args.audio = split_inputs(args.inputs, args.model)
     outputs = parse_outputs(args.outputs)
     if args.chunk_seconds <= 0 or args.overlap_seconds < 0:
         raise MsttError("--chunk-seconds must be above 0 and --overlap-seconds at least 0")
@@ -227,7 +273,10 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     check_out_dir(args.out)
     remove_stale_tmp(args.out, depth=0)  # .song.partial-PID/ folders of a killed separate
-    separator = load(args.checkpoint, args.device)
+    file, name = resolve_model(model, where="--model" if args.model else "",
+                               how="pass one: mstt separate --model runs/NAME/checkpoints/best.pt AUDIO...")
+    args.model_label = name or file.name
+    separator = load(file, args.device)
     for line in separator.messages:
         print(f"note: {line}")
     failed = 0

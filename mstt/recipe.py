@@ -83,6 +83,8 @@ class ModelConfig:
     encoder: ComponentConfig = field(default_factory=ComponentConfig)
     heads: Dict[str, HeadConfig] = field(default_factory=dict)
     separator: Optional[SeparatorConfig] = None  # set: a baseline separator replaces trunk + heads
+    # Fine-tuning: a bundled model's name or a checkpoint whose weights a fresh run starts from (mstt.train.init)
+    init: Optional[str] = None
 
 
 # The one pseudo-head of a separator model: its loss is logged (and monitored) as loss/separator.

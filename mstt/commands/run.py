@@ -44,6 +44,11 @@ def run(args: argparse.Namespace) -> int:
         for name, count in counts.items():
             print(f"#   {name}: {count:,}")
         print(f"#   total: {sum(counts.values()):,}")
+        if config.model.init:
+            from mstt.train.init import initialise
+
+            for line in initialise(model, config):  # refuses a name or file that is not there, or does not fit
+                print(f"# {line}")
         return 0
     from mstt.experiment import run_experiment
 

@@ -40,6 +40,7 @@ RESUME_IGNORED = (
     "model.heads.*.train_frames",  # which frames a loss sees; the weights are the same
     "trainer.log_every",
     "trainer.save_every_minutes",
+    "model.init",  # where a fresh run's weights came from; a resumed run continues from last.pt
     "eval.",
 )
 

@@ -27,6 +27,7 @@ from mstt.train.checkpoint import (
     set_rng_state,
     write_text_atomic,
 )
+from mstt.train.init import initialise
 from mstt.train.logs import Progress, RunLogs
 from mstt.train.optim import Schedule, build_optimizer, current_lr
 from mstt.train.precision import Precision, resolve_precision
@@ -115,9 +116,15 @@ class Trainer:
         return saved
 
     def setup(self, saved: dict[str, Any] | None) -> None:
-        """Seed, place the model, build optimiser and schedule, restore ``saved``; then compile/DDP, data, logs."""
+        """Seed, load ``model.init`` into a fresh run, place the model, build optimiser and schedule, restore ``saved``;
+        then compile/DDP, data, logs."""
         t = self.config.trainer
         D.seed_everything(int(t.seed) + self.ctx.rank)
+        if saved is None and self.config.model.init:
+            # Fine-tuning: every rank loads the same weights; a resumed run's last.pt takes precedence.
+            for line in initialise(self.model, self.config):
+                if self.ctx.is_main:
+                    print(line, flush=True)
         self.model.to(self.device)
         self.optimizer = build_optimizer(self.config, self.model.parameters())
         self.schedule = Schedule(self.config, self.optimizer)
@@ -135,7 +142,8 @@ class Trainer:
         self.schedule.load_state_dict(saved["scheduler"])
         if self.ctx.is_main:
             set_rng_state(saved["rng"], self.device)
-            print(f"resumed from step {self.state.step}", flush=True)
+            ignored = f" (model.init={self.config.model.init} applies to a fresh run only)" if self.config.model.init else ""
+            print(f"resumed from step {self.state.step}{ignored}", flush=True)
         else:  # only rank 0's RNG is saved; other ranks get a fresh, distinct stream
             D.seed_everything(int(self.config.trainer.seed) + self.ctx.rank + 7919 * self.state.step)
 

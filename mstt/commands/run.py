@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mstt.errors import RecipeError
 from mstt.nn.build import build_model
 from mstt.recipe import load_recipe, to_yaml
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+    from torch import nn
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,11 +37,27 @@ def split_items(items: list[str]) -> tuple[list[str], list[str]]:
     return files, overrides
 
 
+def init_lines(model: nn.Module, config: DictConfig, out: Path) -> list[str]:
+    """Check ``model.init`` (exists, fits this recipe's model) before any data is rendered; the lines it logs.
+
+    A folder holding a run resumes from its last.pt instead, so model.init is not read then.
+    """
+    if not config.model.init:
+        return []
+    if (out / "checkpoints" / "last.pt").is_file():
+        return [f"model.init: not read; {out} holds a run, which resumes from its last.pt"]
+    from mstt.train.init import initialise
+
+    return initialise(model, config)
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate and build; then train, evaluate and report unless --dry-run."""
     files, overrides = split_items(args.items)
     config = load_recipe(files, overrides)
     model = build_model(config)
+    out = args.out or Path("runs") / config.name
+    lines = init_lines(model, config, out)
     if args.dry_run:
         print(to_yaml(config), end="")
         counts = model.parameter_counts()
@@ -44,13 +65,9 @@ def run(args: argparse.Namespace) -> int:
         for name, count in counts.items():
             print(f"#   {name}: {count:,}")
         print(f"#   total: {sum(counts.values()):,}")
-        if config.model.init:
-            from mstt.train.init import initialise
-
-            for line in initialise(model, config):  # refuses a name or file that is not there, or does not fit
-                print(f"# {line}")
+        for line in lines:
+            print(f"# {line}")
         return 0
     from mstt.experiment import run_experiment
 
-    out = args.out or Path("runs") / config.name
     return run_experiment(config, out)

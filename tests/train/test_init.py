@@ -92,6 +92,19 @@ def test_dry_run_checks_that_the_init_exists_and_fits(bundled, capsys):
                    "bundled models: default (mstt models lists them)")
 
 
+def test_run_refuses_a_missing_init_before_rendering_any_data(bundled, tmp_path, capsys, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MSTT_CACHE", str(cache))
+    assert main(["run", str(RECIPES / "cerberus_set1.yaml"), "model.init=gone.pt", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.startswith("mstt: error: model.init=gone.pt: no such checkpoint; bundled models: default")
+    assert not cache.exists()
+    # A folder holding a run resumes from its last.pt: model.init is not read then.
+    (tmp_path / "run/checkpoints").mkdir(parents=True)
+    (tmp_path / "run/checkpoints/last.pt").write_bytes(b"")
+    assert main(["run", str(RECIPES / "cerberus_set1.yaml"), "model.init=gone.pt", "--out", str(tmp_path / "run"), "--dry-run"]) == 0
+    assert f"# model.init: not read; {tmp_path / 'run'} holds a run, which resumes from its last.pt" in capsys.readouterr().out
+
+
 def test_resuming_takes_precedence_over_init(bundled, tmp_path, capsys):
     config = tiny_config("model.init=default", "trainer.max_steps=2")
     train(config, make_model(config), ToneDataset(4, seed=1), ToneDataset(2, seed=2), tmp_path / "run", progress=False)

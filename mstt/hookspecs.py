@@ -121,13 +121,13 @@ def mstt_register_models(register: Register) -> None:
       as package data so that a wheel carries it).
     - ``sha256``: required, the file's checksum as 64 lower-case hex digits. Loading the model
       by name verifies it; a mismatch tells the user to reinstall the distribution.
-    - ``sources``, ``recipe``: the model's source names and recipe name, shown by ``mstt models``.
+    - ``sources``, ``recipe``: the model's source names and recipe name, listed by ``mstt models``.
 
     Users then pass ``name`` wherever a checkpoint goes: ``mstt separate --model NAME``,
     ``mstt eval NAME``, ``mstt.load("NAME")``, ``model.init=NAME``. The model named
     ``default`` is the one ``mstt separate AUDIO`` and ``mstt.load()`` use. The simplest
-    implementation registers a folder written by ``mstt export OUT --bundle NAME`` (the files
-    and the ``models.json`` manifest beside them)::
+    implementation registers a folder written by ``mstt export CHECKPOINT DIR/NAME.pt --bundle
+    NAME`` (the files and the ``models.json`` manifest beside them)::
 
         from mstt.bundled import register_manifest
 

@@ -31,6 +31,7 @@ from mstt.fileio import write_error
 from mstt.plugins import get_registry
 from mstt.recipe import component_options
 from mstt.report import write_report
+from mstt.report.tables import SEPARATION_COLUMNS
 from mstt.runlock import folder_lock
 
 VALIDATION_WINDOWS = 64  # validation examples at most: a stable mean loss without a long pause
@@ -134,7 +135,7 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
     names = list(dict.fromkeys([*separation, *transcription]))
     names = [n for n in names if n != "mean"] + (["mean"] if "mean" in names else [])
     width = max((len(n) for n in names), default=4)
-    labels = {"si_sdr": "SI-SDR", "si_sdri": "SI-SDRi", "sdr": "SDR", "sir": "SIR", "sar": "SAR"}
+    labels = dict(SEPARATION_COLUMNS)
     lines = []
     for name in names:
         parts = []

@@ -133,3 +133,10 @@ def test_history_reader_tolerates_missing_and_empty_logs(tmp_path):
     (tmp_path / "gap.csv").write_text("step,loss\n1,0.5\n2,\n")
     history = read_history(tmp_path / "gap.csv")
     assert history["step"].tolist() == [1.0, 2.0] and np.isnan(history["loss"][1])
+
+
+def test_the_title_names_the_recipe_and_split_when_there_is_a_separation_table(tmp_path):
+    # A regression of 5d7ffda: the separation table's heading overwrote the report's title.
+    path = write_report(tmp_path, {**METRICS, "recipe": "r", "split": "test"}, [], [])
+    assert path.read_text().startswith("# r: evaluation on test\n")
+    assert "<h1>r: evaluation on test</h1>" in (tmp_path / "report.html").read_text()

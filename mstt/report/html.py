@@ -1,4 +1,4 @@
-"""A self-contained HTML page (audio players, figures, metrics) and the figures it shows.
+"""A self-contained HTML page: metrics tables, audio players and figures.
 
 The page references only files inside its own folder (files given from elsewhere are copied
 into ``media/``) and loads nothing from the network, so the folder can be opened from disk,
@@ -13,14 +13,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
-import numpy as np
-import soundfile as sf
-from matplotlib.figure import Figure
+# The figures a page shows are drawn in mstt.report.figures; `mstt separate` imports these two from here.
+from mstt.report.figures import pianoroll_figure, spectrogram_figure
+from mstt.report.tables import separation_table, transcription_table
 
-LOWEST_KEY = 21
-DPI = 80
-MAX_COLUMNS = 2000  # time columns of a figure: a 9-minute recording is drawn as cheaply as a short one
-FLOOR_DB = -80.0
+__all__ = ["metrics_html", "pianoroll_figure", "spectrogram_figure", "write_html_report"]
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1100px;margin:1em auto;padding:0 1em;color:#222}"
@@ -64,8 +61,6 @@ def _table(rows: list[list[str]]) -> str:
 
 def metrics_html(metrics: Mapping[str, Any]) -> list[str]:
     """The metrics.json dict -> HTML: its facts, then separation and transcription tables."""
-    from mstt.report.write import separation_table, transcription_table
-
     parts = []
     facts = [(k, metrics[k]) for k in ("recipe", "checkpoint", "split", "n_examples") if metrics.get(k) is not None]
     if facts:
@@ -111,73 +106,3 @@ def write_html_report(
     out = folder / filename
     out.write_text(f"<!doctype html>\n<html lang='en'><head>{head}</head><body>\n" + "\n".join(page) + "\n</body></html>\n")
     return out
-
-
-def _pool(x: np.ndarray, columns: int) -> np.ndarray:
-    """Max-pool the last axis down to at most ``columns`` (short notes stay visible)."""
-    n = x.shape[-1]
-    if n <= columns:
-        return x
-    step = -(-n // columns)
-    pad = step * (-(-n // step)) - n
-    x = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, pad)])
-    return x.reshape(*x.shape[:-1], -1, step).max(-1)
-
-
-def pianoroll_figure(
-    rolls: Mapping[str, np.ndarray],
-    frame_rate: float,
-    path: str | Path,
-    references: Mapping[str, np.ndarray] | None = None,
-) -> Path:
-    """Roll probabilities ``{source: (88, frames)}`` -> one panel per source (beside its reference when given)."""
-    names = list(rolls)
-    cols = 2 if references else 1
-    fig = Figure(figsize=(11, 1.8 * len(names) + 0.6), dpi=DPI, layout="constrained")
-    axes = fig.subplots(len(names), cols, squeeze=False)
-    for j, name in enumerate(names):
-        panels = [("estimated", rolls[name])] + ([("reference", references[name])] if references else [])
-        for c, (label, roll) in enumerate(panels):
-            seconds = roll.shape[-1] / frame_rate
-            ax = axes[j, c]
-            ax.imshow(_pool(np.asarray(roll, np.float32), MAX_COLUMNS), origin="lower", aspect="auto", cmap="gray_r",
-                      vmin=0, vmax=1, interpolation="nearest", extent=(0, seconds, LOWEST_KEY - 0.5, LOWEST_KEY + 87.5))
-            ax.set_title(f"{name} ({label})" if references else name, fontsize="small")
-            ax.set_ylabel("MIDI")
-    for ax in axes[-1]:
-        ax.set_xlabel("seconds")
-    fig.savefig(path)
-    return Path(path)
-
-
-def _columns(path: Path, n_fft: int, columns: int) -> tuple[np.ndarray, int, float]:
-    """Magnitude spectra ``(freq, cols)`` of windows spread over a sound file, read by seeking (flat memory)."""
-    window = np.hanning(n_fft).astype(np.float32)
-    with sf.SoundFile(str(path)) as f:
-        n, sr = f.frames, f.samplerate
-        starts = np.unique(np.linspace(0, max(0, n - n_fft), min(columns, max(1, n // (n_fft // 4)))).astype(np.int64))
-        spectra = np.empty((n_fft // 2 + 1, len(starts)), np.float32)
-        for i, start in enumerate(starts):
-            f.seek(int(start))
-            block = f.read(n_fft, dtype="float32", always_2d=True).mean(axis=1)
-            block = np.pad(block, (0, n_fft - len(block)))
-            spectra[:, i] = np.abs(np.fft.rfft(block * window))
-    return spectra, sr, n / sr
-
-
-def spectrogram_figure(signals: Mapping[str, str | Path], path: str | Path, n_fft: int = 2048) -> Path:
-    """Sound files ``{label: path}`` -> one spectrogram panel each (dB below the loudest bin of all)."""
-    data = {label: _columns(Path(p), n_fft, MAX_COLUMNS // 2) for label, p in signals.items()}
-    top = max((float(s.max()) for s, _, _ in data.values()), default=1.0) or 1.0
-    fig = Figure(figsize=(11, 1.8 * len(data) + 0.6), dpi=DPI, layout="constrained")
-    axes = fig.subplots(len(data), 1, squeeze=False)[:, 0]
-    for ax, (label, (spectra, sr, seconds)) in zip(axes, data.items()):
-        db = np.maximum(20 * np.log10(np.maximum(spectra, 1e-10) / top), FLOOR_DB)
-        image = ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=FLOOR_DB, vmax=0,
-                          extent=(0, seconds, 0, sr / 2000))
-        ax.set_title(label, fontsize="small")
-        ax.set_ylabel("kHz")
-    axes[-1].set_xlabel("seconds")
-    fig.colorbar(image, ax=list(axes), label="dB", pad=0.01)
-    fig.savefig(path)
-    return Path(path)

@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import soundfile as sf
 
-from mstt.evaluate.core import ReportExample
 from mstt.fileio import write_text_atomic
+from mstt.report.figures import learning_curves, masks_figure, read_history, rolls_figure
 from mstt.report.html import write_html_report
-from mstt.report.plots import learning_curves, masks_figure, read_history, rolls_figure
+from mstt.report.tables import markdown_table, separation_table, transcription_table
 
-SEPARATION_COLUMNS = (("si_sdr", "SI-SDR"), ("si_sdri", "SI-SDRi"), ("sdr", "SDR"), ("sir", "SIR"), ("sar", "SAR"))
-TRANSCRIPTION_COLUMNS = (("frame", "Frame F1"), ("onset", "Onset F1"), ("onset_offset", "On/off F1"))
+if TYPE_CHECKING:
+    from mstt.evaluate.core import ReportExample
 
 
 @dataclass
@@ -26,39 +26,6 @@ class _Section:
     title: str
     images: list[str] = field(default_factory=list)
     audio: list[tuple[str, str]] = field(default_factory=list)  # (label, path)
-
-
-def _number(value: Any, digits: int) -> str:
-    """A table cell: a rounded number, or a dash for a missing or unscored value."""
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def separation_table(block: dict[str, dict[str, float | None]]) -> list[list[str]]:
-    """Header row then one row per source and the mean: SI-SDR, SI-SDRi, SDR [, SIR, SAR] in dB."""
-    present = [(k, t) for k, t in SEPARATION_COLUMNS if any(k in row for row in block.values())]
-    extra = sorted({k for row in block.values() for k in row} - {k for k, _ in SEPARATION_COLUMNS})
-    header = ["source"] + [f"{t} (dB)" for _, t in present] + extra
-    rows = [header]
-    for name, row in block.items():
-        label = f"**{name}**" if name == "mean" else name
-        rows.append([label] + [_number(row.get(k), 2) for k, _ in present] + [_number(row.get(k), 2) for k in extra])
-    return rows
-
-
-def transcription_table(block: dict[str, dict[str, dict[str, float | None]]]) -> list[list[str]]:
-    """Header row then one row per source and the mean: frame, onset and onset-offset F1."""
-    rows = [["source"] + [t for _, t in TRANSCRIPTION_COLUMNS]]
-    for name, levels in block.items():
-        label = f"**{name}**" if name == "mean" else name
-        rows.append([label] + [_number(levels.get(k, {}).get("f1"), 3) for k, _ in TRANSCRIPTION_COLUMNS])
-    return rows
-
-
-def _markdown_table(rows: list[list[str]]) -> list[str]:
-    """GitHub-flavoured table lines; numeric columns right-aligned."""
-    lines = ["| " + " | ".join(rows[0]) + " |", "| --- |" + " ---: |" * (len(rows[0]) - 1)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
-    return lines
 
 
 def _write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
@@ -94,6 +61,36 @@ def _curve_logs(history_csvs: Sequence[Path] | Mapping[str, Path]) -> dict[str, 
     return {Path(p).stem: Path(p) for p in history_csvs}
 
 
+def _markdown(
+    title: str, metrics: dict[str, Any], notes: Sequence[str], curves: str | None, sections: Sequence[_Section]
+) -> str:
+    """report.md's text: title, facts, tables, notes, skipped tracks, curves and examples."""
+    facts = f"{metrics.get('n_examples', 0)} examples; checkpoint `{metrics.get('checkpoint') or '-'}`"
+    tables: list[tuple[str, list[list[str]]]] = []
+    if "separation" in metrics:
+        heading = "Separation (mean over examples; mean row: mean over the instrument sources, other excluded)"
+        tables.append((heading, separation_table(metrics["separation"])))
+    if "transcription" in metrics:
+        tables.append(("Transcription F1 (mir_eval; drums have no offsets)", transcription_table(metrics["transcription"])))
+    md = [f"# {title}", "", facts, ""]
+    for heading, rows in tables:
+        md += [f"## {heading}", "", *markdown_table(rows), ""]
+    if notes:
+        md += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    skipped = metrics.get("skipped") or []
+    if skipped:  # an evaluation of part of the split must say so where its numbers are read
+        md += [f"## Skipped tracks ({len(skipped)}, not evaluated)", "", *[f"- `{s['path']}`: {s['reason']}" for s in skipped], ""]
+    if curves is not None:
+        md += ["## Learning curves", "", f"![learning curves]({curves})", ""]
+    if sections:
+        md += ["## Examples", ""]
+    for section in sections:
+        md += [f"### {section.title}", ""]
+        md += [f"![{Path(p).stem}]({p})" for p in section.images] + [""]
+        md += ["Audio: " + " · ".join(f"[{label}]({p})" for label, p in section.audio), ""]
+    return "\n".join(md)
+
+
 def write_report(
     run_dir: str | Path,
     metrics: dict[str, Any],
@@ -108,33 +105,9 @@ def write_report(
     histories = {name: read_history(path) for name, path in _curve_logs(history_csvs).items()}
     curves = learning_curves(histories, images / "learning_curves.png")
     sections = [_example_files(run_dir, images, i + 1, ex) for i, ex in enumerate(examples)]
-
     title = f"{metrics.get('recipe') or run_dir.name}: evaluation on {metrics.get('split', '?')}"
-    facts = f"{metrics.get('n_examples', 0)} examples; checkpoint `{metrics.get('checkpoint') or '-'}`"
-    tables: list[tuple[str, list[list[str]]]] = []
-    if "separation" in metrics:
-        title = "Separation (mean over examples; mean row: mean over the instrument sources, other excluded)"
-        tables.append((title, separation_table(metrics["separation"])))
-    if "transcription" in metrics:
-        tables.append(("Transcription F1 (mir_eval; drums have no offsets)", transcription_table(metrics["transcription"])))
-
-    md = [f"# {title}", "", facts, ""]
-    for heading, rows in tables:
-        md += [f"## {heading}", "", *_markdown_table(rows), ""]
-    if notes:
-        md += ["## Notes", "", *[f"- {n}" for n in notes], ""]
-    skipped = metrics.get("skipped") or []
-    if skipped:  # an evaluation of part of the split must say so where its numbers are read
-        md += [f"## Skipped tracks ({len(skipped)}, not evaluated)", "", *[f"- `{s['path']}`: {s['reason']}" for s in skipped], ""]
-    if curves is not None:
-        md += ["## Learning curves", "", f"![learning curves]({curves.relative_to(run_dir).as_posix()})", ""]
-    if sections:
-        md += ["## Examples", ""]
-    for section in sections:
-        md += [f"### {section.title}", ""]
-        md += [f"![{Path(p).stem}]({p})" for p in section.images] + [""]
-        md += ["Audio: " + " · ".join(f"[{label}]({p})" for label, p in section.audio), ""]
-    path = write_text_atomic(run_dir / "report.md", "\n".join(md))  # a full disk keeps the previous report
+    text = _markdown(title, metrics, notes, curves.relative_to(run_dir).as_posix() if curves else None, sections)
+    path = write_text_atomic(run_dir / "report.md", text)  # a full disk keeps the previous report
 
     # The same content with audio players, through the one HTML writer (also used by `mstt separate`).
     audio = {f"{section.title}: {label}": run_dir / p for section in sections for label, p in section.audio}

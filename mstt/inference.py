@@ -26,6 +26,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.signal import resample_poly
 from tqdm.auto import tqdm
 
+from mstt.constants import SEPARATE_CHUNK_SECONDS, SEPARATE_OVERLAP_SECONDS, SILENT_RECORDING_PEAK
 from mstt.data.classes import is_instrument
 from mstt.decode import NoteDecoding, note_decoder, notes_from_outputs, notes_to_midi
 from mstt.errors import MsttError
@@ -36,10 +37,11 @@ from mstt.evaluate.inference import (
     stems_from_outputs,
 )
 
-DEFAULT_CHUNK_SECONDS = 10.0
-DEFAULT_OVERLAP_SECONDS = 1.0
+# Defaults of separate() and stream(), and the silence that is refused (mstt.constants says why).
+DEFAULT_CHUNK_SECONDS = SEPARATE_CHUNK_SECONDS
+DEFAULT_OVERLAP_SECONDS = SEPARATE_OVERLAP_SECONDS
+SILENT_PEAK = SILENT_RECORDING_PEAK
 BLOCK = 1 << 16  # samples per block when an in-memory waveform is streamed
-SILENT_PEAK = 1e-6  # -120 dBFS: a quieter recording counts as silent
 
 
 @dataclass

@@ -32,7 +32,7 @@ from torchmetrics.functional.audio import (
 )
 
 from mstt import hookimpl
-from mstt.decode.notes import LOWEST_KEY, notes_to_roll
+from mstt.features.rolls import LOWEST_KEY, MIN_VELOCITY, notes_to_roll
 
 SeparationFn = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 TranscriptionFn = Callable[..., dict[str, dict[str, float]]]
@@ -165,7 +165,7 @@ class TranscriptionOptions:
     offset_ratio: float = 0.2  # of the reference note's duration, for onset_offset
     offset_min_tolerance: float = 0.05  # seconds, for onset_offset
     pitch_tolerance: float = 50.0  # cents
-    frame_min_velocity: float = 30.0  # reference notes quieter than this are left out of frames
+    frame_min_velocity: float = float(MIN_VELOCITY)  # reference notes quieter than this are left out of frames
 
 
 def _prf(precision: float, recall: float, f1: float) -> dict[str, float]:

@@ -12,6 +12,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from mstt.constants import EVAL_CHUNK_SECONDS
 from mstt.errors import RecipeError
 from mstt.registry import closest
 
@@ -183,7 +184,7 @@ class EvalConfig:
     max_examples: Optional[int] = None
     report_examples: int = 3
     batch_size: int = 4  # windows scored together; waveform separators on CPU want 1 (memory)
-    chunk_seconds: float = 30.0  # long tracks run through the model in chunks of this length
+    chunk_seconds: float = EVAL_CHUNK_SECONDS  # long tracks run through the model in chunks of this length
 
 
 @dataclass

@@ -25,6 +25,7 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
+from mstt.constants import SEPARATE_CHUNK_SECONDS, SEPARATE_OVERLAP_SECONDS
 from mstt.errors import MsttError
 from mstt.fileio import check_out_dir, remove_stale_tmp, write_error
 
@@ -50,8 +51,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="a bundled model's name or a checkpoint/exported file (default: the bundled model 'default')")
     p.add_argument("--out", type=Path, default=Path("separated"), help="output folder (default ./separated)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--chunk-seconds", type=float, default=10.0, help="chunk length; memory grows with it, not with the file (default 10)")
-    p.add_argument("--overlap-seconds", type=float, default=1.0, help="cross-fade between chunks (default 1)")
+    p.add_argument("--chunk-seconds", type=float, default=SEPARATE_CHUNK_SECONDS,
+                   help=f"chunk length; memory grows with it, not with the file (default {SEPARATE_CHUNK_SECONDS:g})")
+    p.add_argument("--overlap-seconds", type=float, default=SEPARATE_OVERLAP_SECONDS,
+                   help=f"cross-fade between chunks (default {SEPARATE_OVERLAP_SECONDS:g})")
     p.add_argument("--threshold", type=float, default=None, help="note threshold on the roll probabilities (default: the recipe's)")
     p.add_argument("--outputs", default=",".join(OUTPUTS), help=f"comma-separated subset of {','.join(OUTPUTS)} (default all)")
     p.add_argument("--html", action="store_true", help="also write report.html with audio players and spectrograms")

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Optional, TypedDict
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mstt.constants import SILENT_CROP_PEAK
 from mstt.data.audio import AudioCache, AudioError, CachedAudio, fit_length, read_audio
 from mstt.data.classes import is_instrument
 from mstt.data.targets import MIN_VELOCITY, n_frames, stacked_rolls, window_notes
@@ -29,6 +30,26 @@ MIN_TAIL_SECONDS = 1.0  # an evaluation track's last, shorter window is kept whe
 # Key in Track.stems of audio that sounds in the mixture but belongs to no source (a song's organ
 # or sax when the recipe separates piano and guitar): the model hears it and must leave it out.
 ACCOMPANIMENT = "_accompaniment"
+
+
+@dataclass
+class CropOptions:
+    """Options every dataset adapter takes (its ``data.options``): how crops and roll targets are made."""
+
+    drop_silent_crops: bool = True  # redraw a training crop (up to 10 times) when a source is silent
+    silence_threshold: float = SILENT_CROP_PEAK  # peak below which a source counts as silent in a crop
+    min_velocity: int = MIN_VELOCITY  # notes below it are left out of the roll targets
+
+    def adapter_settings(self) -> dict[str, Any]:
+        """These options as :class:`DatasetAdapter`'s keyword arguments (with ``cache_dir`` when present)."""
+        return {f.name: getattr(self, f.name) for f in fields(AdapterOptions) if hasattr(self, f.name)}
+
+
+@dataclass
+class AdapterOptions(CropOptions):
+    """:class:`CropOptions` and the decoded-audio cache, for adapters that read a dataset folder."""
+
+    cache_dir: Optional[str] = None  # decoded-audio cache; None: $MSTT_CACHE or ~/.cache/mstt
 
 
 class Example(TypedDict, total=False):
@@ -75,7 +96,7 @@ class DatasetAdapter:
         cache_dir: str | Path | None = None,
         min_velocity: int = MIN_VELOCITY,
         drop_silent_crops: bool = False,
-        silence_threshold: float = 1e-3,
+        silence_threshold: float = SILENT_CROP_PEAK,
     ) -> None:
         self.root = Path(root).expanduser()
         self.sources = list(sources)

@@ -25,11 +25,11 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
-from mstt.data.base import DatasetAdapter, Track
+from mstt.data.base import AdapterOptions, DatasetAdapter, Track
 from mstt.data.maps import Unusable, check_sources, recording_length
 from mstt.data.targets import sort_notes
 from mstt.errors import DataError
@@ -44,17 +44,13 @@ TAKE_ID = re.compile(r"(\d\d)_.+")  # only the player matters here; styles and k
 
 
 @dataclass
-class GuitarSetOptions:
+class GuitarSetOptions(AdapterOptions):
     """Options of the ``guitarset`` dataset adapter (splits: module docstring)."""
 
     audio: str = "mic"  # mic | mix | hex | hex_cln: which published recording is read
     test_players: list[str] = field(default_factory=lambda: ["05"])
     validation_players: list[str] = field(default_factory=lambda: ["04"])
     velocity: int = 100  # JAMS notes have no velocity: every note gets this one
-    drop_silent_crops: bool = True  # redraw a training crop (up to 10 times) when the guitar is silent
-    silence_threshold: float = 1e-3
-    min_velocity: int = 30  # notes below it are left out of the roll targets
-    cache_dir: Optional[str] = None  # decoded-audio cache; None: $MSTT_CACHE or ~/.cache/mstt
 
 
 def _observations(data: Any) -> list[dict[str, Any]]:
@@ -110,10 +106,7 @@ class GuitarSetAdapter(DatasetAdapter):
         self, root: str | Path, sources: list[str], sample_rate: int, options: GuitarSetOptions | None = None
     ) -> None:
         options = options or GuitarSetOptions()
-        super().__init__(
-            root, sources, sample_rate, cache_dir=options.cache_dir, min_velocity=options.min_velocity,
-            drop_silent_crops=options.drop_silent_crops, silence_threshold=options.silence_threshold,
-        )
+        super().__init__(root, sources, sample_rate, **options.adapter_settings())
         self.options = options
         check_sources(self.root, self.sources, self.source, "GuitarSet")
         if options.audio not in AUDIO:

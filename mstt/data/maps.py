@@ -27,12 +27,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
 from mstt.data.audio import AudioError, probe, resampled_length, wav_truncation
-from mstt.data.base import DatasetAdapter, Track
+from mstt.data.base import AdapterOptions, DatasetAdapter, Track
 from mstt.data.targets import sort_notes
 from mstt.errors import DataError
 
@@ -43,7 +42,7 @@ HEADER = ("onsettime", "offsettime", "midipitch")
 
 
 @dataclass
-class MapsOptions:
+class MapsOptions(AdapterOptions):
     """Options of the ``maps`` dataset adapter (splits: module docstring)."""
 
     subsets: list[str] = field(default_factory=lambda: ["MUS"])  # add ISOL, RAND, UCHO for notes and chords
@@ -51,10 +50,6 @@ class MapsOptions:
     validation_pianos: list[str] = field(default_factory=lambda: ["SptkBGAm"])
     exclude_test_pieces: bool = True  # leave out non-test copies of the test split's pieces
     velocity: int = 100  # the .txt has no velocities: every note gets this one
-    drop_silent_crops: bool = True  # redraw a training crop (up to 10 times) when the piano is silent
-    silence_threshold: float = 1e-3
-    min_velocity: int = 30  # notes below it are left out of the roll targets
-    cache_dir: Optional[str] = None  # decoded-audio cache; None: $MSTT_CACHE or ~/.cache/mstt
 
 
 class Unusable(Exception):
@@ -136,10 +131,7 @@ class MapsAdapter(DatasetAdapter):
 
     def __init__(self, root: str | Path, sources: list[str], sample_rate: int, options: MapsOptions | None = None) -> None:
         options = options or MapsOptions()
-        super().__init__(
-            root, sources, sample_rate, cache_dir=options.cache_dir, min_velocity=options.min_velocity,
-            drop_silent_crops=options.drop_silent_crops, silence_threshold=options.silence_threshold,
-        )
+        super().__init__(root, sources, sample_rate, **options.adapter_settings())
         self.options = options
         check_sources(self.root, self.sources, self.source, "MAPS")
         unknown = [s for s in options.subsets if s not in SUBSETS]

@@ -39,7 +39,7 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from mstt.data.audio import AudioError, CachedAudio
-from mstt.data.base import SILENT_CROP_RETRIES, SPLITS, DatasetAdapter, Track, TrainingDataset
+from mstt.data.base import SILENT_CROP_RETRIES, SPLITS, AdapterOptions, DatasetAdapter, Track, TrainingDataset
 from mstt.data.guitarset import GuitarSetAdapter, GuitarSetOptions
 from mstt.data.maps import MapsAdapter, MapsOptions, check_sources
 from mstt.data.targets import empty_notes
@@ -49,7 +49,7 @@ PIANO, GUITAR = "piano", "guitar"
 
 
 @dataclass
-class MapsGuitarSetOptions:
+class MapsGuitarSetOptions(AdapterOptions):
     """Options of the ``maps_guitarset`` dataset adapter (module docstring)."""
 
     maps_root: Optional[str] = None  # None: <root>/MAPS
@@ -62,10 +62,6 @@ class MapsGuitarSetOptions:
     pair_seconds: float = 30.0  # longest listed pair
     train_pairs: int = 0  # listed training pairs; 0: the larger of the two training recording counts
     eval_pairs: int = 40  # listed validation pairs, and as many test pairs
-    drop_silent_crops: bool = True  # redraw a training crop (up to 10 times) when a source is silent
-    silence_threshold: float = 1e-3
-    min_velocity: int = 30  # notes below it are left out of the roll targets
-    cache_dir: Optional[str] = None  # decoded-audio cache; None: $MSTT_CACHE or ~/.cache/mstt
 
 
 @dataclass(eq=False)
@@ -142,8 +138,7 @@ class MapsGuitarSetAdapter(DatasetAdapter):
             raise DataError("maps_guitarset: set data.root (holding MAPS/ and GuitarSet/) or both maps_root and guitarset_root")
         super().__init__(
             root if root is not None else Path(str(options.maps_root)).expanduser().parent, sources, sample_rate,
-            cache_dir=options.cache_dir, min_velocity=options.min_velocity,
-            drop_silent_crops=options.drop_silent_crops, silence_threshold=options.silence_threshold,
+            **options.adapter_settings(),
         )
         self.options = options
         for source in (PIANO, GUITAR):

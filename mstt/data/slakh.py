@@ -34,13 +34,13 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import yaml
 
 from mstt.data.audio import AudioError, probe, resampled_length
-from mstt.data.base import ACCOMPANIMENT, SPLITS, DatasetAdapter, Track
+from mstt.data.base import ACCOMPANIMENT, SPLITS, AdapterOptions, DatasetAdapter, Track
 from mstt.data.classes import DEFAULT_CLASSES, OTHER, SourceClass, class_of, is_instrument
 from mstt.data.targets import sort_notes
 from mstt.errors import DataError
@@ -54,21 +54,17 @@ AUDIO_SUFFIXES = (".flac", ".wav")
 
 
 @dataclass
-class SlakhOptions:
+class SlakhOptions(AdapterOptions):
     """Options of the ``slakh`` dataset adapter."""
 
     split_layout: str = "auto"  # auto | orig | split2 | redux | folders | flat (module doc)
     require_all_sources: bool = True  # a track lacking a source is skipped; False: it is silent
-    drop_silent_crops: bool = True  # redraw a training crop (up to 10 times) when a source is silent
-    silence_threshold: float = 1e-3  # peak below which a source counts as silent in a crop
     class_programs: dict[str, list[int]] = field(default_factory=dict)  # class -> GM programs
     length_tolerance_seconds: float = 1.0  # stems shorter than the longest by more: skip track
     # False (the paper): a mixture is the sum of the recipe's sources. True: every other rendered
     # stem (other classes, organ, brass, synths) sounds in it too, as in mix.flac, and no source owns it.
     mix_other_stems: bool = False
-    min_velocity: int = 30  # notes below it are left out of the roll targets
     verify_audio: bool = True  # decode each stem's last block at build time (finds truncation)
-    cache_dir: Optional[str] = None  # decoded-audio cache; None: $MSTT_CACHE or ~/.cache/mstt
 
 
 def source_classes(overrides: dict[str, list[int]]) -> dict[str, SourceClass]:
@@ -185,15 +181,7 @@ class SlakhAdapter(DatasetAdapter):
         self, root: str | Path, sources: list[str], sample_rate: int, options: SlakhOptions | None = None
     ) -> None:
         options = options or SlakhOptions()
-        super().__init__(
-            root,
-            sources,
-            sample_rate,
-            cache_dir=options.cache_dir,
-            min_velocity=options.min_velocity,
-            drop_silent_crops=options.drop_silent_crops,
-            silence_threshold=options.silence_threshold,
-        )
+        super().__init__(root, sources, sample_rate, **options.adapter_settings())
         self.options = options
         if OTHER in options.class_programs:
             raise DataError(

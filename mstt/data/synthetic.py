@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from mstt import hookimpl
+from mstt.data.base import CropOptions
 from mstt.data.classes import OTHER
 from mstt.data.slakh import SlakhAdapter, SlakhOptions
 from mstt.data.synth.cache import ensure_synthetic_set
@@ -14,7 +15,7 @@ from mstt.errors import MsttError
 
 
 @dataclass
-class SynthDataOptions:
+class SynthDataOptions(CropOptions):
     """What to render (tracks, seconds, seed, soundfont) and how to read it (the slakh options)."""
 
     tracks: int = 600  # 600 x 60 s = 10 hours; see mstt.data.synth for sizes that make sense
@@ -33,9 +34,6 @@ class SynthDataOptions:
     mix_other_stems: bool = False
     splits: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     jobs: Optional[int] = None  # rendering processes; None: all cores
-    drop_silent_crops: bool = True
-    silence_threshold: float = 1e-3
-    min_velocity: int = 30
 
 
 class SyntheticAdapter(SlakhAdapter):

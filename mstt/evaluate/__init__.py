@@ -12,25 +12,20 @@ from typing import Any
 
 from mstt.evaluate.core import (
     REPORT_SECONDS,
-    SILENT_PEAK,
     EvaluationResult,
     ReportExample,
     default_device,
-    evaluate,
     run_evaluation,
 )
-from mstt.evaluate.inference import DEFAULT_CHUNK_SECONDS, Estimates, infer, model_outputs, stems_from_outputs
+from mstt.evaluate.inference import Estimates, infer, model_outputs, stems_from_outputs
 from mstt.fileio import write_text_atomic
 
 __all__ = [
-    "DEFAULT_CHUNK_SECONDS",
     "REPORT_SECONDS",
-    "SILENT_PEAK",
     "Estimates",
     "EvaluationResult",
     "ReportExample",
     "default_device",
-    "evaluate",
     "infer",
     "model_outputs",
     "run_evaluation",

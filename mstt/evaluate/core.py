@@ -5,7 +5,7 @@ Separation (when the model yields stems, see :mod:`mstt.evaluate.inference`): ev
 rows of a batch at once, on the model's device; ``si_sdri`` = SI-SDR(estimate) - SI-SDR(mixture)
 against the same reference. SIR and SAR come from ``bss_eval`` (mir_eval, per example, slow)
 only when ``eval.bss_eval`` is true or ``bss_eval`` is listed. A reference source whose peak is
-below :data:`SILENT_PEAK` has no meaningful SDR; its row is left out of the averages and the
+below :data:`mstt.constants.SILENT_REFERENCE_PEAK` has no meaningful SDR; its row is left out of the averages and the
 evaluation says so (:attr:`EvaluationResult.notes`).
 
 Transcription (when the model has a ``roll`` output): sigmoid roll -> notes per source with
@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from mstt.constants import SILENT_REFERENCE_PEAK
 from mstt.data.classes import DEFAULT_CLASSES, is_instrument
 from mstt.decode import NoteDecoding, note_decoder, notes_from_outputs, roll_to_notes
 from mstt.errors import MsttError
@@ -36,7 +37,6 @@ from mstt.evaluate.scores import ScoreBook
 from mstt.features import STFT
 from mstt.plugins import get_registry
 
-SILENT_PEAK = 1e-4  # -80 dBFS: a quieter reference source counts as silent
 REPORT_SECONDS = 10.0  # report examples keep at most this much of their window
 
 
@@ -190,7 +190,7 @@ class _Evaluator:
         batch, n_sources, samples = references.shape
         # A silent reference makes SI-SDR and SDR undefined (and SDR's solver singular): such rows
         # are not scored at all, and count as NaN in the book.
-        silent = references.abs().amax(-1) < SILENT_PEAK  # (B, S)
+        silent = references.abs().amax(-1) < SILENT_REFERENCE_PEAK  # (B, S)
         audible = ~silent.reshape(-1)
         est_rows = stems.reshape(-1, samples)[audible]
         ref_rows = references.reshape(-1, samples)[audible]
@@ -339,13 +339,3 @@ def run_evaluation(
     ]
     return EvaluationResult(metrics, evaluator.examples, notes)
 
-
-def evaluate(
-    model: nn.Module,
-    dataset: Dataset,
-    config: DictConfig,
-    device: str | torch.device | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """The metrics.json dict of ``model`` on ``dataset`` (see :func:`run_evaluation`)."""
-    return run_evaluation(model, dataset, config, device=device, progress=progress).metrics

@@ -24,8 +24,6 @@ from torch import nn
 
 from mstt.decode import apply_permutation, best_permutation, embeddings_to_masks, masks_to_stems
 
-DEFAULT_CHUNK_SECONDS = 30.0  # bounds activation memory on long tracks; context beyond it is lost
-
 
 @dataclass
 class Estimates:

@@ -41,7 +41,7 @@ import yaml
 
 from mstt.data.audio import AudioError, probe, resampled_length
 from mstt.data.base import ACCOMPANIMENT, SPLITS, AdapterOptions, DatasetAdapter, Track
-from mstt.data.classes import DEFAULT_CLASSES, OTHER, SourceClass, class_of, is_instrument
+from mstt.data.classes import DEFAULT_CLASSES, OTHER, SourceClass, catch_all_source, class_of, is_instrument, source_class
 from mstt.data.targets import sort_notes
 from mstt.errors import DataError
 
@@ -189,8 +189,9 @@ class SlakhAdapter(DatasetAdapter):
                 f"other source owns and takes no programs; give your class another name"
             )
         self.classes = source_classes(dict(options.class_programs))
-        unknown = [s for s in self.sources if s not in self.classes and s != OTHER]
-        if unknown or not any(map(is_instrument, self.sources)):
+        self.catch_all = catch_all_source(self.sources)
+        unknown = [s for s in self.sources if source_class(s, self.classes) is None]
+        if unknown or not any(is_instrument(s, self.classes) for s in self.sources):
             raise DataError(
                 f"{self.root}: unknown source(s) {', '.join(unknown) or '(no instrument given)'}; sources are "
                 f"{', '.join(self.classes)} and {OTHER} (recipes can add classes with the option class_programs)"
@@ -249,8 +250,8 @@ class SlakhAdapter(DatasetAdapter):
             except (TypeError, ValueError) as exc:
                 raise _Skip("bad metadata.yaml", f"stem {stem_id} program_num {stem['program_num']!r}") from exc
             cls = class_of(program, bool(stem["is_drum"]), self.classes)
-            if cls not in stems and OTHER in stems:
-                cls = OTHER  # the catch-all source owns it (audio only: OTHER is not transcribed)
+            if cls not in stems and self.catch_all is not None:
+                cls = self.catch_all  # the catch-all source owns it
             if cls not in stems and not self.options.mix_other_stems:
                 self._scan_left_out.append((str(stem_id), _unused(cls, program)))
                 continue
@@ -260,7 +261,7 @@ class SlakhAdapter(DatasetAdapter):
             if cls not in stems:
                 others.append(audio)  # no notes needed: nothing is transcribed from it
                 continue
-            if cls == OTHER:
+            if not is_instrument(cls, self.classes):  # not transcribed: audio only
                 stems[cls].append((audio, None))
                 continue
             midi = midi_dir / f"{stem_id}.mid"
@@ -268,14 +269,15 @@ class SlakhAdapter(DatasetAdapter):
                 raise _Skip("missing stem MIDI", f"{midi_dir.name}/{stem_id}.mid")
             stems[cls].append((audio, midi))
         notes = {s: self._notes([m for _, m in pairs if m is not None]) for s, pairs in stems.items()}
-        for source in filter(is_instrument, self.sources):  # a song without unclassed stems is still whole
+        instruments = [s for s in self.sources if is_instrument(s, self.classes)]
+        for source in instruments:  # a song without unclassed stems is still whole
             if stems[source] and len(notes[source]) == 0:
                 if self.options.require_all_sources:
                     raise _Skip(f"no notes for source '{source}'", ", ".join(m.name for _, m in stems[source]))
                 stems[source] = []  # audio without notes would teach wrong targets: leave it out
             if not stems[source] and self.options.require_all_sources:
                 raise _Skip(f"lacks source '{source}'")
-        if not any(stems[s] for s in self.sources if is_instrument(s)):
+        if not any(stems[s] for s in instruments):
             raise _Skip("holds none of the sources", ", ".join(self.sources))
         files = {s: tuple(a for a, _ in pairs) for s, pairs in stems.items()}
         if others:

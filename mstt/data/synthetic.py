@@ -8,7 +8,7 @@ from typing import Optional
 
 from mstt import hookimpl
 from mstt.data.base import CropOptions
-from mstt.data.classes import OTHER
+from mstt.data.classes import catch_all_source
 from mstt.data.slakh import SlakhAdapter, SlakhOptions
 from mstt.data.synth.cache import ensure_synthetic_set
 from mstt.errors import MsttError
@@ -45,11 +45,12 @@ class SyntheticAdapter(SlakhAdapter):
             if options.soundfont and options.soundfonts:
                 raise MsttError("data.options: both soundfont and soundfonts are set; "
                                 "put every soundfont in data.options.soundfonts and drop soundfont")
-            # OTHER is rendered by extra_instruments, not as a part of its own
-            if OTHER in sources and options.extra_instruments <= 0:
-                raise MsttError(f"data.sources lists '{OTHER}' but data.options.extra_instruments is 0, so no "
+            # The catch-all source is rendered by extra_instruments, not as a part of its own
+            catch_all = catch_all_source(sources)
+            if catch_all is not None and options.extra_instruments <= 0:
+                raise MsttError(f"data.sources lists '{catch_all}' but data.options.extra_instruments is 0, so no "
                                 f"track holds an instrument of no class; set extra_instruments (songs.yaml: 3)")
-            missing = [s for s in sources if s not in options.render_sources and s != OTHER]
+            missing = [s for s in sources if s not in options.render_sources and s != catch_all]
             render = list(options.render_sources) + missing
             root = ensure_synthetic_set(
                 render,

@@ -70,6 +70,15 @@ def mstt_register_heads(register: Register) -> None:
     alone (a per-frame layer, as all built-in heads are). Such a head may be trained on a
     random subset of frames each step (``model.heads.<key>.train_frames`` below 1), which
     makes a head with a large output, like deep clustering's embedding, cheaper to train.
+
+    What the output is for (:mod:`mstt.nn.outputs`; evaluation and separation ask this, never
+    the head's or the output's name): ``stems="mask"`` (per-source masks ``(batch, sources,
+    freq, frames)`` applied to the mixture spectrogram) or ``stems="cluster"`` (embeddings
+    ``(batch, freq, frames, dim)`` clustered into masks, in no fixed source order);
+    ``grid="keys"`` (the output is ``(batch, sources, 88, frames)`` on the roll's grid: stitched
+    over chunks and handed to note decoders; implied by ``notes`` and ``decode``);
+    ``notes="roll"`` (the output's activated values are the note probabilities notes are read
+    from, as the built-in ``tr`` head's).
     """
 
 
@@ -98,6 +107,13 @@ def mstt_register_metrics(register: Register) -> None:
     ``fn(estimate, reference) -> dict[str, Tensor]`` on waveforms ``(n, samples)`` giving one
     value per row; a transcription metric is ``fn(reference_notes, estimated_notes, frame_rate)
     -> dict[str, dict[str, float]]``.
+
+    Optional info for separation metrics: ``mixture_baseline=True`` also scores the mixture as
+    the estimate and reports, for each key ``k``, ``k + "i"`` = k(estimate) - k(mixture)
+    (``si_sdr`` gives ``si_sdri``); ``per_example=True`` says the rows of one call must be the
+    sources of one example (``bss_eval``'s SIR and SAR compare each estimate with all the
+    references), so it is called once per example on every source, silent ones included, and
+    its keys fill in only those no batched metric gave.
     """
 
 

@@ -37,6 +37,8 @@ from mstt.features.rolls import LOWEST_KEY, MIN_VELOCITY, notes_to_roll
 SeparationFn = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 TranscriptionFn = Callable[..., dict[str, dict[str, float]]]
 
+BSS_EVAL = "bss_eval"  # also what the recipe's eval.bss_eval switch adds to eval.metrics
+
 # mir_eval rejects notes of zero duration (drum hits often have one); they get this length.
 MIN_NOTE_SECONDS = 1e-3
 
@@ -251,7 +253,7 @@ def transcription_metric(options: TranscriptionOptions) -> TranscriptionFn:
 @hookimpl
 def mstt_register_metrics(register: Callable[..., None]) -> None:
     """Register the built-in separation and transcription metrics."""
-    register("si_sdr", si_sdr_metric, task="separation", options=SiSdrOptions)
+    register("si_sdr", si_sdr_metric, task="separation", options=SiSdrOptions, mixture_baseline=True)
     register("sdr", sdr_metric, task="separation", options=SdrOptions)
-    register("bss_eval", bss_eval_metric, task="separation", options=BssEvalOptions)
+    register(BSS_EVAL, bss_eval_metric, task="separation", options=BssEvalOptions, per_example=True)
     register("transcription", transcription_metric, task="transcription", options=TranscriptionOptions)

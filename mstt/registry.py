@@ -25,15 +25,28 @@ SINGULAR = {
     "models": "model",
 }
 
-# Metadata each kind accepts through register(..., **info): (required, optional).
+# Metadata each kind accepts through register(..., **info): (required, optional). The info says
+# what a component can do, so that the core asks it instead of testing names (mstt.hookspecs).
 INFO_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "encoders": (frozenset(), frozenset()),
-    "heads": (frozenset({"output", "loss"}), frozenset({"decode", "activation", "frame_local"})),
+    "heads": (
+        frozenset({"output", "loss"}),
+        frozenset({"decode", "activation", "frame_local", "stems", "grid", "notes"}),
+    ),
     "losses": (frozenset(), frozenset()),
     "datasets": (frozenset(), frozenset()),
-    "metrics": (frozenset({"task"}), frozenset()),
+    "metrics": (frozenset({"task"}), frozenset({"mixture_baseline", "per_example"})),
     "separators": (frozenset(), frozenset()),
     "models": (frozenset({"sha256"}), frozenset({"sources", "recipe"})),
+}
+# What a head's output is for (mstt.nn.outputs explains them): how it becomes stems, its grid, its notes.
+MASK, CLUSTER = "mask", "cluster"
+KEYS = "keys"
+ROLL = "roll"
+# The values some info keys take: kind -> key -> allowed values.
+INFO_VALUES: dict[str, dict[str, tuple[Any, ...]]] = {
+    "heads": {"stems": (MASK, CLUSTER), "grid": (KEYS,), "notes": (ROLL,)},
+    "metrics": {"mixture_baseline": (False, True), "per_example": (False, True)},
 }
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -154,6 +167,9 @@ def make_component(
             f"{what} '{name}' with unknown info {', '.join(unknown)}; "
             f"allowed: {', '.join(allowed) or 'none'}"
         )
+    for key, values in INFO_VALUES.get(kind, {}).items():
+        if key in info and (type(info[key]), info[key]) not in [(type(v), v) for v in values]:  # True, not 1
+            raise RegistryError(f"{what} '{name}' with {key}={info[key]!r}; use one of {', '.join(map(repr, values))}")
     if description is None and kind == "models":
         description = ""
     if description is None:

@@ -324,3 +324,50 @@ def test_the_other_source_has_a_separation_row_but_no_share_of_the_means():
     assert separation["other"]["si_sdri"] == -10.0 and separation["mean"]["si_sdri"] == 3.0
     transcription = book.transcription_block()
     assert "other" not in transcription and transcription["mean"]["onset"]["f1"] == 0.6
+
+
+def test_metrics_declare_a_mixture_baseline_and_per_example_scoring(test_set):
+    calls = []
+
+    def energy_metric(options):
+        def energy(estimate, reference):
+            return {"energy": 10 * torch.log10(estimate.pow(2).mean(-1).double())}
+
+        return energy
+
+    def per_example_metric(options):
+        def per_example(estimate, reference):
+            calls.append(tuple(estimate.shape))
+            n = estimate.shape[0]
+            return {"energy": torch.zeros(n, dtype=torch.float64), "rows": torch.full((n,), float(n), dtype=torch.float64)}
+
+        return per_example
+
+    register = get_registry().register_callback("metrics", "test-plugin")
+    register("energy_test", energy_metric, task="separation", mixture_baseline=True)
+    register("per_example_test", per_example_metric, task="separation", per_example=True)
+    config = tiny_config("eval.metrics=[energy_test,per_example_test]")
+    piano = run_evaluation(Oracle(test_set, {"psa"}), test_set, config, progress=False).metrics["separation"]["piano"]
+    assert list(piano) == ["energy", "energyi", "rows"]
+    assert piano["energyi"] < 0  # the estimate is quieter than the mixture
+    assert piano["energy"] != 0  # the row metric's, not the per-example metric's zeros
+    assert calls == [(len(SOURCES), 2 * SR)] * 2 and piano["rows"] == len(SOURCES)  # once per example, all sources
+
+
+def test_heads_declare_how_their_outputs_become_stems_and_notes(test_set):
+    from mstt.nn.model import HeadSpec
+
+    register = get_registry().register_callback("heads", "test-plugin")
+    register("masks_test", nn.Identity, output="soft_masks", loss="mask_inference", stems="mask")
+    register("keys_test", nn.Identity, output="key_probs", loss="transcription", notes="roll")
+    plain = Oracle(test_set, {"psa", "roll"})
+    renamed = Oracle(test_set, {"psa", "roll"})
+    renamed.specs = {
+        "m": HeadSpec(key="m", name="masks_test", output="soft_masks", weight=1.0, loss=None),
+        "k": HeadSpec(key="k", name="keys_test", output="key_probs", weight=1.0, loss=None),
+    }
+    names = {"mask": "soft_masks", "roll": "key_probs"}
+    renamed.forward = lambda mixture: {names.get(k, k): v for k, v in plain.forward(mixture).items()}
+    renamed.activated = lambda outputs: {**outputs, "key_probs": torch.sigmoid(outputs["key_probs"])}
+    expected = run_evaluation(plain, test_set, tiny_config(), progress=False).metrics
+    assert run_evaluation(renamed, test_set, tiny_config(), progress=False).metrics == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -133,3 +134,19 @@ def test_plugins_command_table(capsys):
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
     assert "encoders:" in out and "blstm" in out and "builtin" in out
+
+
+@pytest.mark.parametrize(
+    "kind, info, fragment",
+    [
+        ("heads", {"output": "x", "loss": "transcription", "stems": "spectrogram"}, "stems='spectrogram'; use one of 'mask', 'cluster'"),
+        ("heads", {"output": "x", "loss": "transcription", "grid": "frames"}, "grid='frames'"),
+        ("metrics", {"task": "separation", "mixture_baseline": 1}, "mixture_baseline=1; use one of False, True"),
+        ("metrics", {"task": "separation", "per_example": "yes"}, "per_example='yes'"),
+    ],
+)
+def test_capability_info_takes_only_its_values(kind, info, fragment):
+    from mstt.registry import make_component
+
+    with pytest.raises(RegistryError, match=re.escape(fragment)):
+        make_component(kind, "mstt-junk", "junk", lambda *a: None, None, None, info)

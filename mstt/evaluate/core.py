@@ -35,9 +35,11 @@ from mstt.errors import MsttError
 from mstt.evaluate.inference import Estimates, infer
 from mstt.evaluate.scores import ScoreBook
 from mstt.features import STFT
+from mstt.metrics import BSS_EVAL
 from mstt.plugins import get_registry
 
 REPORT_SECONDS = 10.0  # report examples keep at most this much of their window
+KEY_ORDER = ("si_sdr", "si_sdri", "sdr", "sir", "sar")  # separation keys in metrics.json; any others follow
 
 
 @dataclass
@@ -82,22 +84,33 @@ def spread_indices(n: int, k: int | None) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, n - 1, k)})
 
 
-def _build_metrics(config: DictConfig) -> tuple[dict[str, Callable], Callable | None, Callable | None]:
-    """Separation metric functions by name, the bss_eval function (or None), the transcription function (or None)."""
+@dataclass
+class _Metrics:
+    """The metrics of ``eval.metrics`` grouped by how the evaluation calls them (their registered info)."""
+
+    rows: dict[str, Callable] = field(default_factory=dict)  # separation, on every audible (example, source) row at once
+    baseline: set[str] = field(default_factory=set)  # of ``rows``: registered mixture_baseline=True
+    examples: dict[str, Callable] = field(default_factory=dict)  # separation, registered per_example=True
+    transcription: Callable | None = None  # the first transcription metric
+
+
+def _build_metrics(config: DictConfig) -> _Metrics:
+    """The metric functions of ``eval.metrics`` (plus ``bss_eval`` when ``eval.bss_eval`` is set)."""
     registry = get_registry()
-    separation: dict[str, Callable] = {}
-    bss = transcription = None
-    names = list(config.eval.metrics) + (["bss_eval"] if config.eval.bss_eval else [])
+    metrics = _Metrics()
+    names = list(config.eval.metrics) + ([BSS_EVAL] if config.eval.bss_eval else [])
     for name in dict.fromkeys(names):
         component = registry.get("metrics", name, where="eval.metrics")
         fn = component.factory(component.options() if component.options is not None else None)
-        if name == "bss_eval":
-            bss = fn
-        elif component.info["task"] == "separation":
-            separation[name] = fn
-        elif transcription is None:
-            transcription = fn
-    return separation, bss, transcription
+        if component.info["task"] != "separation":
+            metrics.transcription = metrics.transcription or fn
+        elif component.info.get("per_example", False):
+            metrics.examples[name] = fn
+        else:
+            metrics.rows[name] = fn
+            if component.info.get("mixture_baseline", False):
+                metrics.baseline.add(name)
+    return metrics
 
 
 def _rows(fn: Callable, estimate: torch.Tensor, reference: torch.Tensor) -> tuple[dict[str, torch.Tensor], int]:
@@ -150,7 +163,8 @@ class _Evaluator:
         self.hop = int(config.features.hop_length)
         self.frame_rate = self.sample_rate / self.hop
         self.chunk = int(round(chunk_seconds * self.sample_rate))
-        self.separation, self.bss, self.transcription = _build_metrics(config)
+        self.metrics = _build_metrics(config)
+        self.transcription = self.metrics.transcription
         self.decoder = note_decoder(model)
         self.decoding = NoteDecoding.from_config(config)
         self.book = ScoreBook(self.sources)
@@ -187,39 +201,53 @@ class _Evaluator:
 
     def score_separation(self, stems: torch.Tensor, mixture: torch.Tensor, references: torch.Tensor) -> None:
         """Stems, references ``(B, S, N)`` and mixture ``(B, N)`` -> per-row metrics into the score book."""
-        batch, n_sources, samples = references.shape
         # A silent reference makes SI-SDR and SDR undefined (and SDR's solver singular): such rows
         # are not scored at all, and count as NaN in the book.
         silent = references.abs().amax(-1) < SILENT_REFERENCE_PEAK  # (B, S)
+        values = self.row_scores(stems, mixture, references, silent)
+        for fn in self.metrics.examples.values():
+            scored = [fn(stems[b], references[b]) for b in range(references.shape[0])]
+            # A key a row metric gave already is kept: bss_eval's SDR equals the torchmetrics one
+            # (see mstt.metrics), so it adds only SIR and SAR when sdr is scored.
+            for key in scored[0]:
+                if key not in values:
+                    values[key] = torch.stack([r[key] for r in scored]).to(references.device)
+        ordered = {k: values[k] for k in KEY_ORDER if k in values} | {k: v for k, v in values.items() if k not in KEY_ORDER}
+        if ordered:
+            self.book.add_separation(ordered, silent)
+
+    def row_scores(
+        self, stems: torch.Tensor, mixture: torch.Tensor, references: torch.Tensor, silent: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The row metrics on every audible (example, source) row -> ``{key: (B, S)}``, NaN where silent.
+
+        A metric registered with ``mixture_baseline`` also scores the mixture as the estimate:
+        key ``k`` gives ``k + "i"`` = k(estimate) - k(mixture), e.g. SI-SDRi from SI-SDR.
+        """
+        batch, n_sources, samples = references.shape
         audible = ~silent.reshape(-1)
+        if not bool(audible.any()):
+            return {}
         est_rows = stems.reshape(-1, samples)[audible]
         ref_rows = references.reshape(-1, samples)[audible]
         mix_rows = mixture.unsqueeze(1).expand(batch, n_sources, samples).reshape(-1, samples)[audible]
-        values: dict[str, torch.Tensor] = {}
 
         def scatter(value: torch.Tensor) -> torch.Tensor:
             full = torch.full((batch * n_sources,), float("nan"), dtype=torch.float64, device=value.device)
             full[audible.to(value.device)] = value.double()
             return full.reshape(batch, n_sources)
 
-        if bool(audible.any()):
-            for name, fn in self.separation.items():
-                scored, failed = _rows(fn, est_rows, ref_rows)
-                self.failed[name] = self.failed.get(name, 0) + failed
-                for key, value in scored.items():
-                    values[key] = scatter(value)
-                if name == "si_sdr":
-                    baseline = scatter(_rows(fn, mix_rows, ref_rows)[0]["si_sdr"])
-                    values["si_sdri"] = values["si_sdr"] - baseline
-        if self.bss is not None:
-            rows = [self.bss(stems[b], references[b]) for b in range(batch)]
-            # bss_eval's SDR equals the torchmetrics one (see mstt.metrics); it fills in only when absent.
-            for key in ("sir", "sar") if "sdr" in values else ("sdr", "sir", "sar"):
-                values[key] = torch.stack([r[key] for r in rows]).to(references.device)
-        order = ["si_sdr", "si_sdri", "sdr", "sir", "sar"]
-        ordered = {k: values[k] for k in order if k in values} | {k: v for k, v in values.items() if k not in order}
-        if ordered:
-            self.book.add_separation(ordered, silent)
+        values: dict[str, torch.Tensor] = {}
+        for name, fn in self.metrics.rows.items():
+            scored, failed = _rows(fn, est_rows, ref_rows)
+            self.failed[name] = self.failed.get(name, 0) + failed
+            for key, value in scored.items():
+                values[key] = scatter(value)
+            if name in self.metrics.baseline:
+                baseline = _rows(fn, mix_rows, ref_rows)[0]
+                for key in scored:
+                    values[f"{key}i"] = values[key] - scatter(baseline[key])
+        return values
 
     def score_transcription(self, est: Estimates, items: list[dict[str, Any]], drums: set[str]) -> None:
         """Sigmoid rolls -> notes per source -> transcription scores against each item's notes."""

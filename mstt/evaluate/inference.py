@@ -1,14 +1,17 @@
 """Model outputs -> estimates (stems, masks, roll probabilities), long mixtures in fixed chunks.
 
-Every model kind goes through :func:`stems_from_outputs`, which decides how stems are read from
-whatever the model produced:
+Every model kind goes through :func:`stems_from_outputs`, which reads stems from the output whose
+head registered how it becomes stems (:mod:`mstt.nn.outputs`), the first present of:
 
-- ``"stems"`` ``(batch, sources, samples)``: a whole-waveform separator (a model whose forward
-  returns a tensor is wrapped as ``{"stems": tensor}``); used as is.
-- ``"mask"`` ``(batch, sources, freq, frames)``: mask inference; masks applied to the mixture
+- ``waveform`` ``(batch, sources, samples)``: a whole-waveform separator's ``stems`` (a model
+  whose forward returns a tensor is wrapped as ``{"stems": tensor}``); used as is.
+- ``mask`` ``(batch, sources, freq, frames)``: mask inference; masks applied to the mixture
   spectrogram and inverted with the mixture phase. Models with both MI and DC heads use this.
-- ``"embedding"`` ``(batch, freq, frames, dim)``: deep clustering only; k-means on the embeddings
+- ``cluster`` ``(batch, freq, frames, dim)``: deep clustering only; k-means on the embeddings
   gives binary masks in an arbitrary order.
+
+Outputs registered on the roll's grid (``grid="keys"``) are stitched over chunks; the one
+registered ``notes="roll"`` is the roll notes are read from.
 
 Estimates whose order is arbitrary (deep clustering, or a model with ``permutation_invariant =
 True``) are paired with the references by the permutation of best summed SI-SDR.
@@ -23,6 +26,8 @@ import torch
 from torch import nn
 
 from mstt.decode import apply_permutation, best_permutation, embeddings_to_masks, masks_to_stems
+from mstt.nn.outputs import CLUSTER, KEYS, MASK, ROLL, WAVEFORM, OutputRole, output_roles, stems_output
+from mstt.nn.separator import OUTPUT as SEPARATOR_OUTPUT
 
 
 @dataclass
@@ -40,7 +45,7 @@ def model_outputs(model: nn.Module, mixture: torch.Tensor) -> dict[str, torch.Te
     """Mixture ``(batch, samples)`` -> activated outputs; a bare tensor output counts as ``"stems"``."""
     outputs: Any = model(mixture)
     if isinstance(outputs, torch.Tensor):
-        return {"stems": outputs}
+        return {SEPARATOR_OUTPUT: outputs}
     activated: Callable[[dict], dict] | None = getattr(model, "activated", None)
     return activated(outputs) if activated is not None else dict(outputs)
 
@@ -50,29 +55,28 @@ def stems_from_outputs(
     outputs: dict[str, torch.Tensor],
     mixture: torch.Tensor,
     references: torch.Tensor | None = None,
+    roles: dict[str, OutputRole] | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Activated outputs of mixture ``(batch, samples)`` -> (stems ``(batch, S, samples)``, masks ``(batch, S, F, T)``).
 
     Both are None when the model separates nothing (transcription only). ``references``
     ``(batch, S, samples)``, when given, orders estimates of arbitrary order (see module doc).
+    ``roles`` is :func:`mstt.nn.outputs.output_roles` of the model (looked up when not given).
     """
-    length = mixture.shape[-1]
-    masks = None
-    if "stems" in outputs:
-        stems = outputs["stems"]
-        unordered = bool(getattr(model, "permutation_invariant", False))
-    elif "mask" in outputs:
-        masks = outputs["mask"]
-        stems = masks_to_stems(masks, outputs["spec"], model.front_end.stft, length)
-        unordered = False
-    elif "embedding" in outputs:
-        n_sources = len(model.sources)
-        masks = embeddings_to_masks(outputs["embedding"].float(), n_sources, outputs["magnitude"])
-        stems = masks_to_stems(masks, outputs["spec"], model.front_end.stft, length)
-        unordered = True
-    else:
+    found = stems_output(roles or output_roles(model), outputs)
+    if found is None:
         return None, None
-    if unordered and references is not None:
+    name, how = found
+    masks = None
+    if how == WAVEFORM:
+        stems = outputs[name]
+    else:
+        if how == MASK:
+            masks = outputs[name]
+        else:
+            masks = embeddings_to_masks(outputs[name].float(), len(model.sources), outputs["magnitude"])
+        stems = masks_to_stems(masks, outputs["spec"], model.front_end.stft, mixture.shape[-1])
+    if stems_unordered(model, how) and references is not None:
         perm = best_permutation(stems, references)
         stems = apply_permutation(stems, perm)
         masks = apply_permutation(masks, perm) if masks is not None else None
@@ -96,11 +100,19 @@ def chunk_bounds(samples: int, chunk: int, overlap: int) -> list[tuple[int, int]
     return bounds
 
 
+def stems_unordered(model: nn.Module, how: str) -> bool:
+    """Whether stems read ``how`` (:data:`mstt.nn.outputs.STEMS_ORDER`) come in no fixed source order."""
+    return how == CLUSTER or (how == WAVEFORM and bool(getattr(model, "permutation_invariant", False)))
 
 
-def is_frame_output(name: str, value: torch.Tensor) -> bool:
-    """Whether an output is on the roll's grid ``(batch, sources, 88, frames)``: the roll and relatives ("onset")."""
-    return name not in ("spec", "magnitude", "mask", "embedding", "stems") and value.dim() == 4 and value.shape[2] == 88
+def is_frame_output(name: str, value: torch.Tensor | None = None, roles: dict[str, OutputRole] | None = None) -> bool:
+    """Whether output ``name`` is registered on the roll's grid ``(batch, sources, 88, frames)``.
+
+    ``value`` is not needed (the head's registration says it); ``roles`` as in :func:`stems_from_outputs`.
+    """
+    role = (roles or output_roles()).get(name)
+    return role is not None and role.grid == KEYS
+
 
 def infer(
     model: nn.Module,
@@ -124,17 +136,18 @@ def infer(
     stems, masks, mags = [], [], []
     frames: dict[str, list[torch.Tensor]] = {}
     kept = 0
+    roles = output_roles(model)
     for k, (a, b) in enumerate(bounds):
         last = k == len(bounds) - 1
         piece = mixture[:, a:b]
         outputs = model_outputs(model, piece)
         refs = references[..., a:b] if references is not None else None
-        piece_stems, piece_masks = stems_from_outputs(model, outputs, piece, refs)
+        piece_stems, piece_masks = stems_from_outputs(model, outputs, piece, refs, roles)
         if piece_stems is not None:
             stems.append(piece_stems)
         n = None if last else (b - a) // hop_length
         for name, value in outputs.items():
-            if is_frame_output(name, value):
+            if is_frame_output(name, value, roles):
                 frames.setdefault(name, []).append(value[..., :n].float())
         if kept < keep_frames:
             take = min(keep_frames - kept, (b - a) // hop_length + (1 if last else 0))
@@ -144,9 +157,10 @@ def infer(
                 mags.append(outputs["magnitude"][..., :take].float())
             kept += take
     stitched = {name: torch.cat(parts, dim=-1) for name, parts in frames.items()}
+    roll = next((name for name in stitched if roles[name].notes == ROLL), None)
     return Estimates(
         stems=torch.cat(stems, dim=-1) if stems else None,
-        roll=stitched.pop("roll", None),
+        roll=stitched.pop(roll) if roll is not None else None,
         extra=stitched,
         masks=torch.cat(masks, dim=-1) if masks else None,
         magnitude=torch.cat(mags, dim=-1) if mags else None,

@@ -10,6 +10,7 @@ from torch import nn
 
 from mstt import hookimpl
 from mstt.features.rolls import N_KEYS
+from mstt.registry import CLUSTER, KEYS, MASK, ROLL
 
 
 @dataclass
@@ -136,9 +137,12 @@ def mstt_register_heads(register) -> None:
     """Register the three Cerberus heads."""
     register(
         "dc", DeepClusteringHead, output="embedding", loss="deep_clustering", options=DeepClusteringOptions,
-        frame_local=True,
+        frame_local=True, stems=CLUSTER,
     )
-    register("mi", MaskInferenceHead, output="mask", loss="mask_inference", options=MaskInferenceOptions, frame_local=True)
+    register(
+        "mi", MaskInferenceHead, output="mask", loss="mask_inference", options=MaskInferenceOptions,
+        frame_local=True, stems=MASK,
+    )
     register(
         "tr",
         PianoRollHead,
@@ -147,4 +151,6 @@ def mstt_register_heads(register) -> None:
         activation=torch.sigmoid,
         options=PianoRollOptions,
         frame_local=True,
+        grid=KEYS,
+        notes=ROLL,
     )

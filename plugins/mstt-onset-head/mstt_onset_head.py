@@ -91,6 +91,7 @@ def mstt_register_heads(register) -> None:
         decode=decode_with_onsets,
         options=OnsetHeadOptions,
         frame_local=True,
+        grid="keys",  # (batch, sources, 88, frames), like the roll it is decoded with
     )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 EVAL_CHUNK_SECONDS = 30.0
 SEPARATE_CHUNK_SECONDS = 10.0
 SEPARATE_OVERLAP_SECONDS = 1.0
+STREAM_BLOCK = 1 << 16  # samples read from a file, or handed on from an array, at a time when streaming
 
 # Silence, as the peak of float audio in [-1, 1], three ways:
 # - a reference source quieter than -80 dBFS in an evaluation window has no meaningful SDR: its

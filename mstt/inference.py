@@ -26,7 +26,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.signal import resample_poly
 from tqdm.auto import tqdm
 
-from mstt.constants import SEPARATE_CHUNK_SECONDS, SEPARATE_OVERLAP_SECONDS, SILENT_RECORDING_PEAK
+from mstt.constants import SEPARATE_CHUNK_SECONDS, SEPARATE_OVERLAP_SECONDS, SILENT_RECORDING_PEAK, STREAM_BLOCK
 from mstt.data.classes import is_instrument
 from mstt.decode import NoteDecoding, note_decoder, notes_from_outputs, notes_to_midi
 from mstt.errors import MsttError
@@ -41,7 +41,7 @@ from mstt.evaluate.inference import (
 DEFAULT_CHUNK_SECONDS = SEPARATE_CHUNK_SECONDS
 DEFAULT_OVERLAP_SECONDS = SEPARATE_OVERLAP_SECONDS
 SILENT_PEAK = SILENT_RECORDING_PEAK
-BLOCK = 1 << 16  # samples per block when an in-memory waveform is streamed
+BLOCK = STREAM_BLOCK
 
 
 @dataclass

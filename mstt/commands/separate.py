@@ -25,12 +25,12 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from mstt.constants import SEPARATE_CHUNK_SECONDS, SEPARATE_OVERLAP_SECONDS
+from mstt.constants import SEPARATE_CHUNK_SECONDS, SEPARATE_OVERLAP_SECONDS, STREAM_BLOCK
 from mstt.errors import MsttError
 from mstt.fileio import check_out_dir, remove_stale_tmp, write_error
 
 OUTPUTS = ("stems", "midi", "png")
-BLOCK = 1 << 16
+BLOCK = STREAM_BLOCK
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -4,9 +4,10 @@ Separation (when the model yields stems, see :mod:`mstt.evaluate.inference`): ev
 ``eval.metrics`` registered with ``task="separation"`` is computed on all (example, source)
 rows of a batch at once, on the model's device; ``si_sdri`` = SI-SDR(estimate) - SI-SDR(mixture)
 against the same reference. SIR and SAR come from ``bss_eval`` (mir_eval, per example, slow)
-only when ``eval.bss_eval`` is true or ``bss_eval`` is listed. A reference source whose peak is
-below :data:`mstt.constants.SILENT_REFERENCE_PEAK` has no meaningful SDR; its row is left out of the averages and the
-evaluation says so (:attr:`EvaluationResult.notes`).
+only when ``eval.bss_eval`` is true or ``bss_eval`` is listed (the metrics' registered info says
+which has a mixture baseline and which is per example). A reference source whose peak is below
+:data:`mstt.constants.SILENT_REFERENCE_PEAK` has no meaningful SDR; its row is left out of the
+averages and the evaluation says so (:attr:`EvaluationResult.notes`).
 
 Transcription (when the model has a ``roll`` output): sigmoid roll -> notes per source with
 ``eval.note_threshold``, ``eval.note_hold_threshold`` and ``eval.min_note_frames`` (a head

@@ -14,18 +14,9 @@ from typing import Any
 from omegaconf import DictConfig
 
 from mstt.errors import RecipeError
-from mstt.recipe import (
-    OPTIMIZERS,
-    SCHEDULES,
-    SEPARATOR_HEAD,
-    CosineOptions,
-    HeadConfig,
-    PlateauOptions,
-    StepOptions,
-    active_heads,
-    component_options,
-)
+from mstt.recipe import active_heads, component_options
 from mstt.registry import Registry
+from mstt.schema import OPTIMIZERS, SCHEDULES, SEPARATOR_HEAD, CosineOptions, HeadConfig, PlateauOptions, StepOptions
 
 PRECISIONS = ("auto", "bf16", "fp32")
 MONITOR_MODES = ("min", "max")

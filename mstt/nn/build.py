@@ -11,8 +11,9 @@ from mstt.nn.model import HeadSpec, MultiTaskModel
 from mstt.nn.separator import OUTPUT as SEPARATOR_OUTPUT
 from mstt.nn.separator import SeparatorModel
 from mstt.plugins import get_registry
-from mstt.recipe import SEPARATOR_HEAD, active_heads, component_options
+from mstt.recipe import active_heads, component_options
 from mstt.registry import Registry
+from mstt.schema import SEPARATOR_HEAD
 
 
 def _construct(what: str, factory, *args, sizes: str = "its options"):

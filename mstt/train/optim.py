@@ -21,7 +21,7 @@ import torch
 from omegaconf import DictConfig
 
 from mstt.checks import schedule_options
-from mstt.recipe import OPTIMIZERS, SCHEDULES, CosineOptions, PlateauOptions, StepOptions  # noqa: F401  (re-exported)
+from mstt.schema import OPTIMIZERS, SCHEDULES, CosineOptions, PlateauOptions, StepOptions  # noqa: F401  (re-exported)
 
 # Each takes (params, optim section); the recipe check has refused any other name.
 _OPTIMIZERS: dict[str, Callable[[list[torch.nn.Parameter], DictConfig], torch.optim.Optimizer]] = {

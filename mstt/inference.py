@@ -7,9 +7,10 @@ finished stem blocks to a sink (the CLI writes them straight to disk), so memory
 duration. Resampling in and out streams too (:class:`StreamResampler`, exact against a
 whole-signal ``scipy.signal.resample_poly``).
 
-Models whose stems come in an arbitrary order per chunk (deep clustering alone, or a
-permutation-invariant separator) are aligned chunk to chunk by correlating the overlap; their
-stems are named ``cluster1``... since no instrument name belongs to them.
+Models whose stems come in an arbitrary order per chunk (deep clustering alone, or a separator
+with ``permutation_invariant = True``: evaluation's rule, ``stems_unordered``) are aligned chunk
+to chunk by correlating the overlap; their stems are named ``cluster1``... since no instrument
+name belongs to them.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ from mstt.evaluate.inference import (
     is_frame_output,
     model_outputs,
     stems_from_outputs,
+    stems_unordered,
 )
+from mstt.features.rolls import N_KEYS
+from mstt.nn.outputs import ROLL, output_roles, stems_output
 
 # Defaults of separate() and stream(), and the silence that is refused (mstt.constants says why).
 DEFAULT_CHUNK_SECONDS = SEPARATE_CHUNK_SECONDS
@@ -160,6 +164,7 @@ class Separator:
         self.frame_rate = self.sample_rate / self.hop
         self.decoding = NoteDecoding.from_config(config)
         self.decoder = note_decoder(model)
+        self.roles = output_roles(model)  # what each output is for: stems, the roll's grid, the roll
         self.min_samples = int(config.features.n_fft)  # shortest input the centred STFT accepts, with margin
         self.messages = list(messages or [])  # what loading noticed (e.g. another mstt version)
 
@@ -238,11 +243,11 @@ class Separator:
                 piece = np.pad(piece, (0, max(b - a, self.min_samples) - len(piece)))
                 mixture = torch.from_numpy(np.ascontiguousarray(piece)).to(self.device).unsqueeze(0)  # (1, n)
                 outputs = model_outputs(self.model, mixture)
-                stems, _ = stems_from_outputs(self.model, outputs, mixture)
+                stems, _ = stems_from_outputs(self.model, outputs, mixture, roles=self.roles)
                 stems = stems[..., : b - a] if stems is not None else None
                 if names is None:
-                    unordered = stems is not None and ("embedding" in outputs and "mask" not in outputs
-                                                       or bool(getattr(self.model, "permutation_invariant", False)))
+                    found = stems_output(self.roles, outputs)
+                    unordered = stems is not None and found is not None and stems_unordered(self.model, found[1])
                     n_stems = 0 if stems is None else stems.shape[1]
                     names = [f"cluster{j + 1}" for j in range(n_stems)] if unordered else self.sources[:n_stems]
                     if unordered:
@@ -267,9 +272,9 @@ class Separator:
                         sink(names, out)
                 f0 = a // hop
                 for name, value in outputs.items():
-                    if not is_frame_output(name, value):
+                    if not is_frame_output(name, value, self.roles):
                         continue
-                    grid = frames.setdefault(name, np.zeros((value.shape[1], 88, n_frames), np.float32))
+                    grid = frames.setdefault(name, np.zeros((value.shape[1], N_KEYS, n_frames), np.float32))
                     part = value[0, ..., : min(n_frames - f0, 1 + (b - a) // hop)].float().cpu().numpy()
                     w = crossfade_weights((f0 + np.arange(part.shape[-1])) * hop, k, bounds)
                     grid[..., f0 : f0 + part.shape[-1]] += part * w
@@ -277,7 +282,8 @@ class Separator:
                     cut = bounds[k + 1][0] - buf_start
                     buf, buf_start = buf[cut:], buf_start + cut
                 bar.update(1)
-        roll = frames.pop("roll", None)
+        roll_name = next((name for name in frames if self.roles[name].notes == ROLL), None)
+        roll = frames.pop(roll_name) if roll_name is not None else None
         # OTHER is separated, never transcribed: no roll, no MIDI track (mstt.data.classes.OTHER)
         rolls = {s: roll[j] for j, s in enumerate(self.sources) if is_instrument(s)} if roll is not None else {}
         notes = self.transcribe(roll, frames, threshold) if roll is not None else None

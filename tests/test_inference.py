@@ -224,6 +224,16 @@ def test_unordered_stems_are_aligned_across_chunks():
         assert err < 0.05, err
 
 
+def test_masks_keep_the_source_order_as_evaluation_assumes(tmp_path):
+    # permutation_invariant speaks for a separator's waveforms; a mask head's masks follow the
+    # sources, and evaluation scores them per source without a permutation: so does separation.
+    separator = mstt.load(make_checkpoint(tmp_path / "mi.pt", name="mi_set1"), device="cpu")
+    separator.model.permutation_invariant = True
+    result = separator.separate(tones(2.0, 8000), 8000, chunk_seconds=1.0)
+    assert list(result.stems) == ["piano", "guitar"]
+    assert not any("no fixed instrument order" in m for m in result.messages)
+
+
 def test_notes_come_from_a_head_decoder_when_one_is_registered(checkpoint):
     separator = mstt.load(checkpoint, device="cpu")
     calls = []

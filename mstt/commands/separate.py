@@ -198,14 +198,14 @@ def separate_file(separator: Any, path: Path, folder: Path, args: argparse.Names
             if mixture is not None:
                 mixture.close()
         lines = ([f"downmixed {channels} channels to mono"] if channels > 1 else []) + result.messages
-        if not result.stems:
+        if not result.stem_names:
             lines.append("this model separates nothing (transcription only): no stems")
         if "midi" in outputs and result.notes is not None:
             result.notes.write(str(tmp / f"{folder.name}.mid"))
         if ("png" in outputs or args.html) and result.rolls:
             pianoroll_figure(result.rolls, result.frame_rate, tmp / "pianoroll.png")
         if args.html:
-            audio = {"mixture": tmp / "mixture.wav", **{n: tmp / f"{n}.wav" for n in result.stems}}
+            audio = {"mixture": tmp / "mixture.wav", **{n: tmp / f"{n}.wav" for n in result.stem_names}}
             spectrogram_figure(audio, tmp / "spectrograms.png")
             images = {"spectrograms": tmp / "spectrograms.png"}
             if result.rolls:

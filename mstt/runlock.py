@@ -21,7 +21,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from mstt.errors import MsttError
 from mstt.fileio import check_out_dir, remove_stale_tmp
@@ -98,3 +98,90 @@ def _acquire(fd: int, folder: Path, flag: str) -> bool:
     # Some network filesystems refuse locks: refusing every run there would be worse than no check.
     print(f"mstt: warning: {folder}: cannot lock it ({reason}); nothing stops a second process on it", file=sys.stderr)
     return False
+
+
+BUSY = (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock on ``fd``; a holder that has just locked may not have written its line yet."""
+    for _ in range(20):
+        who = _describe(_read(fd))
+        if who:
+            return who
+        time.sleep(0.05)
+    return "another process"
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``fd`` is still the file at ``path`` (a holder removes the file when it ends)."""
+    try:
+        here = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
+
+
+def lock_file(path: str | Path, wait: Callable[[str], None] | None = None) -> int | None:
+    """An open fd of lock file ``path`` holding its flock, the file still at ``path``.
+
+    When another process holds it: None without ``wait``; with ``wait``, call it once with the
+    holder's description ('PID 12 on host h since T (what)') and block until the lock is free.
+    OSError when the filesystem cannot lock.
+    """
+    path = Path(path)
+    told = False
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in BUSY or wait is None:
+                    raise
+                if not told:
+                    wait(_holder(fd))
+                    told = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException as exc:
+            os.close(fd)
+            if isinstance(exc, OSError) and exc.errno in BUSY and wait is None:
+                return None
+            raise
+        if _same_file(fd, path):
+            return fd
+        os.close(fd)  # its holder removed it while we waited: lock the one at the path now
+
+
+def release_lock_file(path: str | Path, fd: int) -> None:
+    """Remove lock file ``path`` (while still holding it), then unlock."""
+    try:
+        if _same_file(fd, Path(path)):
+            os.unlink(path)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def waiting_lock(path: str | Path, what: str, waiting: Callable[[str], str]) -> Iterator[str]:
+    """Hold lock file ``path`` while the block runs, waiting for its holder first if there is one.
+
+    ``waiting(holder)`` gives the line printed once before waiting. Yields the description of a
+    holder that ended without unlocking (killed: its line is still in the file), or ''. The lock
+    file is removed on exit. On a filesystem without locks: one warning line, and no lock.
+    """
+    try:
+        fd = lock_file(path, lambda holder: print(f"mstt: {waiting(holder)}", file=sys.stderr))
+    except OSError as exc:
+        print(f"mstt: warning: {path}: cannot lock it ({exc.strerror}); nothing stops a second process",
+              file=sys.stderr)
+        yield ""
+        return
+    try:
+        previous = _describe(_read(fd))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, _holder_line(what).encode(), 0)
+        yield previous
+    finally:
+        release_lock_file(path, fd)

@@ -21,6 +21,7 @@ from mstt.data.synth.compose import GENERATOR_VERSION, SOURCES, compose
 from mstt.data.synth.layout import SPLITS, stale_temp_folders, track_plan, track_uuid, write_track
 from mstt.data.synth.render import default_soundfont, mix_stems, render_stem
 from mstt.errors import MsttError
+from mstt.fileio import remove_stale_tmp, write_text_atomic
 
 MARKER = ".mstt_synth.json"  # names the parameters of the set a folder holds, so a rerun can resume
 MAX_EXTRA = 8  # extra parts per track at most
@@ -129,6 +130,17 @@ def parse_splits(splits: str | Sequence[float]) -> tuple[float, float, float]:
     return (values[0] / total, values[1] / total, values[2] / total)
 
 
+def set_params(names: Sequence[str], tracks: int, seconds: float, seed: int, sample_rate: int,
+               fonts: Sequence[Path], fractions: Sequence[float], extra_instruments: int = 0) -> dict:
+    """The parameters a set's MARKER holds (checked sources, soundfonts and normalised splits)."""
+    params = {"generator_version": GENERATOR_VERSION, "sources": list(names), "tracks": int(tracks),
+              "seconds": float(seconds), "seed": int(seed), "sample_rate": int(sample_rate),
+              **soundfont_params(fonts), "splits": list(fractions)}
+    if extra_instruments:  # only when used, so that sets written before the option still resume
+        params["extra_instruments"] = int(extra_instruments)
+    return params
+
+
 def _prepare_out(out: Path, params: dict) -> None:
     """Create `out`, or accept it when it is empty or holds this very set; refuse anything else."""
     if out.exists() and not out.is_dir():
@@ -152,9 +164,11 @@ def _prepare_out(out: Path, params: dict) -> None:
     try:
         for split in SPLITS:
             (out / split).mkdir(parents=True, exist_ok=True)
-        (out / MARKER).write_text(json.dumps(params, indent=1, sort_keys=True))
     except OSError as exc:
         raise MsttError(f"--out {out}: cannot write there ({exc.strerror}); choose a writable folder") from exc
+    remove_stale_tmp(out, depth=0)  # a marker write that a kill interrupted
+    if not (out / MARKER).is_file():  # atomic: a killed write must not leave a marker no rerun accepts
+        write_text_atomic(out / MARKER, json.dumps(params, indent=1, sort_keys=True))
 
 
 def make_track(job: tuple) -> float:
@@ -196,11 +210,7 @@ def synthesize(out: str | os.PathLike, sources: str | Sequence[str], tracks: int
     fractions = parse_splits(splits)
     fonts = check_soundfonts(soundfont)
     out = Path(out).expanduser()
-    params = {"generator_version": GENERATOR_VERSION, "sources": names, "tracks": int(tracks),
-              "seconds": float(seconds), "seed": int(seed), "sample_rate": int(sample_rate),
-              **soundfont_params(fonts), "splits": list(fractions)}
-    if extra_instruments:  # only when used, so that sets written before the option still resume
-        params["extra_instruments"] = int(extra_instruments)
+    params = set_params(names, tracks, seconds, seed, sample_rate, fonts, fractions, extra_instruments)
     _prepare_out(out, params)
     scratch = out / SCRATCH
     scratch.mkdir(exist_ok=True)

@@ -85,7 +85,8 @@ def metadata(arrangement: Arrangement, mix: Mix, soundfonts: list[Path], track_i
 
 def write_track(final: Path, arrangement: Arrangement, mix: Mix, sample_rate: int, soundfonts: list[Path],
                 track_id: str, scratch: Path) -> None:
-    """Write one track into a temporary folder under `scratch` and rename it to `final` once complete."""
+    """Write one track into a temporary folder under `scratch` and rename it to `final` once complete and
+    on disk: a track folder in its split is whole, even after a kill or a power cut."""
     # scratch sits outside the split folders, so readers listing a split never see a half-written track.
     tmp = Path(tempfile.mkdtemp(prefix=f"{final.name}.", suffix=".tmp", dir=scratch))
     try:
@@ -98,10 +99,22 @@ def write_track(final: Path, arrangement: Arrangement, mix: Mix, sample_rate: in
         arrangement.to_midi().write(str(tmp / "all_src.mid"))
         with open(tmp / "metadata.yaml", "w") as fh:
             yaml.safe_dump(metadata(arrangement, mix, soundfonts, track_id), fh, sort_keys=True)
+        sync_tree(tmp)  # on disk before the rename says "done": a machine that goes down leaves no torn track
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # our own half-written folder, never the user's files
         raise
+
+
+def sync_tree(folder: Path) -> None:
+    """fsync every file and folder under ``folder`` (the folder included), deepest first."""
+    for directory, _, files in os.walk(folder, topdown=False):
+        for name in [*files, "."]:
+            fd = os.open(os.path.join(directory, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 def stale_temp_folders(scratch: Path) -> list[Path]:

@@ -163,6 +163,11 @@ def release_lock_file(path: str | Path, fd: int) -> None:
         os.close(fd)
 
 
+def say(line: str) -> None:
+    """Print one line of ours on stderr."""
+    print(f"mstt: {line}", file=sys.stderr)
+
+
 @contextmanager
 def waiting_lock(path: str | Path, what: str, waiting: Callable[[str], str]) -> Iterator[str]:
     """Hold lock file ``path`` while the block runs, waiting for its holder first if there is one.
@@ -172,7 +177,7 @@ def waiting_lock(path: str | Path, what: str, waiting: Callable[[str], str]) -> 
     file is removed on exit. On a filesystem without locks: one warning line, and no lock.
     """
     try:
-        fd = lock_file(path, lambda holder: print(f"mstt: {waiting(holder)}", file=sys.stderr))
+        fd = lock_file(path, lambda holder: say(waiting(holder)))
     except OSError as exc:
         print(f"mstt: warning: {path}: cannot lock it ({exc.strerror}); nothing stops a second process",
               file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -92,3 +93,27 @@ def test_a_filesystem_without_locks_warns_and_goes_on(tmp_path, monkeypatch, cap
     with folder_lock(tmp_path, "mstt run"):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "cannot lock it (No locks available)" in err
+
+
+def test_a_waiting_lock_waits_and_relocks_the_file_its_holder_removed(tmp_path, monkeypatch):
+    import threading
+
+    from mstt import runlock
+
+    path = tmp_path / ".set.lock"
+    waiting, inside = threading.Event(), []
+    monkeypatch.setattr(runlock, "say", lambda line: (inside.append(line), waiting.set()))
+
+    def second() -> None:
+        with runlock.waiting_lock(path, "render", lambda who: f"waiting for {who}") as gone:
+            inside.append(gone)
+            inside.append(runlock.lock_file(path))  # None: it holds the file at the path, not the removed one
+
+    with runlock.waiting_lock(path, "render", lambda who: f"waiting for {who}") as gone:
+        assert gone == "" and "command=render" in path.read_text()
+        thread = threading.Thread(target=second)
+        thread.start()
+        assert waiting.wait(60)
+    thread.join(60)
+    assert not thread.is_alive() and not path.exists()
+    assert inside[0].startswith(f"waiting for PID {os.getpid()} on host") and inside[1:] == ["", None]

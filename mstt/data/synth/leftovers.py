@@ -124,7 +124,10 @@ def sweep(root: Path, key: str, now: float | None = None) -> Path | None:
         lonely = lock_path(root, other) in entries and partial_path(root, other) not in entries
         if not doomed and not lonely:
             continue
-        fd = lock_file(lock_path(root, other))  # never wait: a live render of that key keeps its files
+        try:
+            fd = lock_file(lock_path(root, other))  # never wait: a live render of that key keeps its files
+        except OSError:
+            fd = None  # no locks on this filesystem: whether a render of that key is alive is unknown
         if fd is None:
             continue
         try:

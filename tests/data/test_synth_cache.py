@@ -213,3 +213,14 @@ def test_an_earlier_versions_folder_of_the_same_set_is_resumed(uninterrupted, ca
     assert f"3 of 4 tracks already done (from {old.name}, an earlier version's folder)" in err
     assert err.count("\n") == 1 and calls == [int(victim.name[5:]) - 1]
     assert _files(path) == uninterrupted and not old.exists()
+
+
+def test_a_track_another_writer_finished_first_is_kept(tmp_path):
+    from mstt.data.synth.layout import _rename_into_place
+
+    final, ours = tmp_path / "Track00001", tmp_path / "Track00001.x.tmp"
+    for folder in (final, ours):
+        folder.mkdir()
+        (folder / "mix.flac").write_text(folder.name)
+    _rename_into_place(ours, final)  # a worker of a killed render finished the same track first
+    assert (final / "mix.flac").read_text() == "Track00001" and not ours.exists()

@@ -14,14 +14,13 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from mstt.data.synth.compose import GENERATOR_VERSION
 from mstt.data.synth.generate import check_soundfonts, parse_sources, parse_splits, set_params, synthesize
 from mstt.data.synth.leftovers import check_partial, done_tracks, lock_path, partial_path, sweep
-from mstt.runlock import waiting_lock
+from mstt.runlock import say, waiting_lock
 
 COMPLETE = "COMPLETE"  # written last inside the partial folder: only folders holding it are reused
 
@@ -60,6 +59,7 @@ def ensure_synthetic_set(sources: str | Sequence[str], tracks: int, seconds: flo
     if (final / COMPLETE).is_file():
         return final
     root.mkdir(parents=True, exist_ok=True)
+
     def waiting(holder: str) -> str:
         return f"waiting for {holder} to finish rendering synthetic set {key}, which this process needs too"
 
@@ -84,8 +84,10 @@ def _resumable(root: Path, key: str, params: dict, gone: str) -> Path:
         whose = f"left by {gone}, which is gone" if gone else ""
         whose = f"from {adopted.name}, an earlier version's folder" if adopted else whose
         extra = "; ".join(x for x in (whose, note) if x)
-        print(f"mstt: resuming the render of synthetic set {key}: {done_tracks(partial)} of {params['tracks']} "
-              f"tracks already done" + (f" ({extra})" if extra else ""), file=sys.stderr)
+        say(f"resuming the render of synthetic set {key}: {done_tracks(partial)} of {params['tracks']} "
+            f"tracks already done" + (f" ({extra})" if extra else ""))
+    elif note:
+        say(note)
     return partial
 
 

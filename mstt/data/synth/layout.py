@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -100,10 +101,21 @@ def write_track(final: Path, arrangement: Arrangement, mix: Mix, sample_rate: in
         with open(tmp / "metadata.yaml", "w") as fh:
             yaml.safe_dump(metadata(arrangement, mix, soundfonts, track_id), fh, sort_keys=True)
         sync_tree(tmp)  # on disk before the rename says "done": a machine that goes down leaves no torn track
-        os.rename(tmp, final)
+        _rename_into_place(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # our own half-written folder, never the user's files
         raise
+
+
+def _rename_into_place(tmp: Path, final: Path) -> None:
+    """Rename; when `final` is already there, another writer finished this very track (a worker of a
+    killed render still finishing its task, say): the files are the same, so ours is dropped."""
+    try:
+        os.rename(tmp, final)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not final.is_dir():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def sync_tree(folder: Path) -> None:

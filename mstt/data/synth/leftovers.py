@@ -15,14 +15,13 @@ import json
 import os
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 
 from mstt.data.synth.generate import MARKER
 from mstt.data.synth.layout import SPLITS
 from mstt.fileio import write_text_atomic
-from mstt.runlock import lock_file, release_lock_file
+from mstt.runlock import lock_file, release_lock_file, say
 
 OLD_TEMP = re.compile(r"^\.([0-9a-f]{16})\.[^.]+\.(tmp|stale)$")  # tempfile.mkdtemp names of earlier versions
 OURS = re.compile(r"^\.([0-9a-f]{16})\.(partial|lock)$")
@@ -138,8 +137,8 @@ def sweep(root: Path, key: str, now: float | None = None) -> Path | None:
             release_lock_file(lock_path(root, other), fd)  # no partial left, or it keeps its lock-free state
     if removed:
         names = ", ".join(name for name, _ in removed[:3]) + (", ..." if len(removed) > 3 else "")
-        print(f"mstt: removed {len(removed)} folder(s) of killed synthetic-set renders from {root} ({names}), "
-              f"freeing {human_bytes(sum(size for _, size in removed))}", file=sys.stderr)
+        say(f"removed {len(removed)} folder(s) of killed synthetic-set renders from {root} ({names}), "
+            f"freeing {human_bytes(sum(size for _, size in removed))}")
     return adopted
 
 

@@ -3,7 +3,8 @@
 ``synthesize(out, sources, tracks, ...)`` writes ``out/{train,validation,test}/TrackXXXXX/``
 (mix.flac, stems/SXX.flac, MIDI/SXX.mid, all_src.mid, metadata.yaml) exactly as Slakh2100 lays
 them out; ``ensure_synthetic_set(...)`` does the same once per parameter set under
-``$MSTT_CACHE/synth/<key>`` and returns the folder. ``mstt synth`` is the command line.
+``$MSTT_CACHE/synth/<key>`` and returns the folder (a killed render resumes; a second process
+waits for the first: see cache.py). ``mstt synth`` is the command line.
 
 Each track: a tempo (72-168 BPM), 4/4 or 3/4, a key and mode, sections of 4 or 8 bars with their
 own progression; piano (comping + melody), guitar (strums, arpeggios, power chords), bass (roots,

@@ -100,7 +100,7 @@ def _by_key(root: Path) -> dict[str, list[Path]]:
 
 
 def _other_key_litter(root: Path, key: str, entries: list[Path], now: float) -> list[Path]:
-    """What to remove of another key: abandoned old temp folders, a long-untouched partial, a lone lock file."""
+    """What to remove of another key: abandoned old temp folders and a partial folder untouched for long."""
     doomed = [p for p in entries if OLD_TEMP.match(p.name) and _abandoned(p, now, QUIET_S)]
     partial = partial_path(root, key)
     if partial in entries and _abandoned(partial, now, PARTIAL_KEEP_S):
@@ -134,7 +134,7 @@ def sweep(root: Path, key: str, now: float | None = None) -> Path | None:
                 removed.append((path.name, disk_usage(path)))
                 shutil.rmtree(path, ignore_errors=True)
         finally:
-            release_lock_file(lock_path(root, other), fd)  # no partial left, or it keeps its lock-free state
+            release_lock_file(lock_path(root, other), fd)  # and the lock file: a dead holder's, or ours
     if removed:
         names = ", ".join(name for name, _ in removed[:3]) + (", ..." if len(removed) > 3 else "")
         say(f"removed {len(removed)} folder(s) of killed synthetic-set renders from {root} ({names}), "

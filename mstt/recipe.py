@@ -125,15 +125,50 @@ def _leaves(value: Any, key: str) -> Iterator[tuple[str, Any]]:
         yield key, value
 
 
-def load_recipe(files: list[str | Path], overrides: list[str] | None = None) -> DictConfig:
-    """Merge recipe files (left to right) and ``key=value`` overrides into a typed config."""
-    if not files:
-        raise RecipeError("no recipe given; pass a YAML file such as recipes/cerberus_set4.yaml")
+# ``model.separator_options.<name>: {...}`` in any layer: options for separator <name> only,
+# applied as if that layer had written them under ``model.separator.options`` when the merged
+# recipe's separator is <name>, and dropped otherwise. So one overlay (recipes/quick.yaml) can
+# size every separator and still leave a heads recipe, or a recipe of another separator, as it
+# was: a plain ``model.separator`` in an overlay would turn a heads recipe into a separator
+# recipe, and one options mapping cannot fit separators whose options differ. The key is not
+# part of the schema: the resolved recipe holds only the options it applied.
+SEPARATOR_OPTIONS = "separator_options"
+
+
+def _split_separator_options(where: str, layer: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
+    """The layer without ``model.separator_options``, and that mapping (separator name -> options)."""
+    model = layer.get("model") if isinstance(layer, DictConfig) else None
+    if not isinstance(model, DictConfig) or SEPARATOR_OPTIONS not in model:
+        return layer, {}
+    raw = OmegaConf.to_container(layer, resolve=False)
+    per_name = raw["model"].pop(SEPARATOR_OPTIONS)
+    if per_name is None:
+        per_name = {}
+    if not isinstance(per_name, dict) or not all(isinstance(v, dict) for v in per_name.values()):
+        raise RecipeError(
+            f"{where}: model.{SEPARATOR_OPTIONS}: give a mapping of separator name -> options, "
+            "e.g. {convtasnet: {n_repeats: 1}}"
+        )
+    return OmegaConf.create(raw), {str(k): v for k, v in per_name.items()}
+
+
+def _check_separator_names(where: str, names: list[str]) -> None:
+    """Refuse a name in ``model.separator_options`` that is a misspelt registered separator.
+
+    A name no plugin registers and that is close to none is allowed: the overlay may size a
+    separator whose plugin this installation lacks.
+    """
+    from mstt.plugins import get_registry  # lazily: the registry loads the plugins
+
+    known = get_registry().names("separators")
+    for name in names:
+        if name not in known and (hint := closest(name, known)):
+            raise RecipeError(f"{where}: model.{SEPARATOR_OPTIONS}.{name}: no such separator; did you mean {hint}?")
+
+
+def _merge(layers: list[tuple[str, DictConfig]]) -> DictConfig:
+    """The schema's defaults with every layer merged on top, left to right."""
     config = OmegaConf.structured(Recipe)
-    layers: list[tuple[str, DictConfig]] = []
-    for f in files:
-        layers += _read_yaml(Path(f))
-    layers += [(f"override {o}" if o.isprintable() else f"override {o!r}", _parse_override(o)) for o in overrides or []]
     for where, layer in layers:
         try:
             config = OmegaConf.merge(config, layer)
@@ -141,6 +176,37 @@ def load_recipe(files: list[str | Path], overrides: list[str] | None = None) -> 
             raise RecipeError(f"{where}: {_describe(exc)}") from None
         except (TypeError, ValueError) as exc:  # omegaconf's own, e.g. a list given for a mapping
             raise RecipeError(f"{where}: {exc}; give the value this key's section expects") from None
+    return config
+
+
+def load_recipe(files: list[str | Path], overrides: list[str] | None = None) -> DictConfig:
+    """Merge recipe files (left to right) and ``key=value`` overrides into a typed config.
+
+    ``model.separator_options.<name>`` (see :data:`SEPARATOR_OPTIONS`) is applied in its layer's
+    place when the merged recipe's separator is ``<name>``.
+    """
+    if not files:
+        raise RecipeError("no recipe given; pass a YAML file such as recipes/cerberus_set4.yaml")
+    layers: list[tuple[str, DictConfig]] = []
+    for f in files:
+        layers += _read_yaml(Path(f))
+    layers += [(f"override {o}" if o.isprintable() else f"override {o!r}", _parse_override(o)) for o in overrides or []]
+    split = [(where, *_split_separator_options(where, layer)) for where, layer in layers]
+    layers = [(where, layer) for where, layer, _ in split]
+    config = _merge(layers)
+    separator = config.model.separator
+    for where, _, per_name in split:
+        if per_name:
+            _check_separator_names(where, list(per_name))
+    if separator is not None and any(separator.name in per_name for _, _, per_name in split):
+        # Again, each layer preceded by its options for this separator (the layer's own
+        # model.separator.options, if any, win within it).
+        layers = [
+            (where, OmegaConf.merge({"model": {"separator": {"options": per_name[separator.name]}}}, layer))
+            if separator.name in per_name else (where, layer)
+            for where, layer, per_name in split
+        ]
+        config = _merge(layers)
     try:  # every ${...} once now, so that one naming no key or of the wrong type is a recipe error
         OmegaConf.to_container(config, resolve=True)
     except OmegaConfBaseException as exc:

@@ -35,10 +35,12 @@ class TrainState:
     best: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped: str = ""
+    budget_minutes: float | None = None  # the trainer.max_minutes the saved run trained under
 
     @classmethod
     def from_checkpoint(cls, saved: dict[str, Any]) -> TrainState:
         """The state a checkpoint saved."""
+        minutes = ((saved.get("recipe") or {}).get("trainer") or {}).get("max_minutes")
         return cls(
             step=int(saved["step"]),
             epoch=int(saved["epoch"]),
@@ -47,16 +49,21 @@ class TrainState:
             best=dict(saved["best"]),
             history=list(saved["history"]),
             stopped=str(saved.get("stopped") or ""),
+            budget_minutes=None if minutes is None else float(minutes),
         )
 
     def limits_reached(self, config: DictConfig) -> bool:
-        """A finished run trains again only when its budget was raised since (not after early stopping)."""
+        """A finished run trains again only when its budget was raised since (not after early stopping).
+
+        A run stopped by its time budget ends a little before it (no further step fitted), so it
+        counts as spent while ``trainer.max_minutes`` is no higher than the one it ran under.
+        """
         minutes = config.trainer.max_minutes
-        return (
-            self.stopped == "early_stopping"
-            or self.step >= config.trainer.max_steps
-            or (minutes is not None and self.elapsed >= minutes * 60)
+        spent = minutes is not None and (
+            self.elapsed >= minutes * 60
+            or (self.stopped == "max_minutes" and self.budget_minutes is not None and minutes <= self.budget_minutes)
         )
+        return self.stopped == "early_stopping" or self.step >= config.trainer.max_steps or spent
 
 
 def projection_note(

@@ -16,6 +16,7 @@ from mstt.errors import MsttError
 from mstt.plugins import get_registry
 from mstt.recipe import to_yaml
 from mstt.train import distributed as D
+from mstt.train.budget import StepClock, StepHook
 from mstt.train.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_FORMAT_VERSION,
@@ -48,12 +49,14 @@ class _LossForward(nn.Module):
 
 
 class Trainer:
-    """One training run of ``model`` into ``out``; :meth:`run` resumes or starts it and trains to a stop."""
+    """One training run of ``model`` into ``out``; :meth:`run` resumes or starts it, trains to a stop (budget: :mod:`mstt.train.budget`)."""
 
     def __init__(
-        self, config: DictConfig, model: nn.Module, train_set: Dataset, val_set: Dataset, out: Path, progress: bool = True
+        self, config: DictConfig, model: nn.Module, train_set: Dataset, val_set: Dataset, out: Path, progress: bool = True,
+        on_step: StepHook | None = None,
     ) -> None:
         self.config, self.model = config, model
+        self.on_step = on_step
         self.train_set, self.val_set = train_set, val_set
         self.out = Path(out)
         self.progress = progress
@@ -72,6 +75,7 @@ class Trainer:
         # Data position after the last completed step: a Ctrl-C inside next(stream) must not
         # make the resumed run skip the batch it was fetching.
         self.position = (0, 0)
+        self.clock = StepClock()  # what the time budget projects the next step and the end from
 
     # ------------------------------------------------------------ the run
 
@@ -206,16 +210,20 @@ class Trainer:
         """Steps, validations and periodic saves until a stop; returns its reason."""
         t = self.config.trainer
         while True:
-            seconds = self.elapsed()
+            seconds, started = self.elapsed(), time.monotonic()
             stopped = self.should_stop(seconds) or self.step(seconds)
             if stopped:
                 return stopped
-            if self.state.step % t.validate_every == 0:
+            validating = self.state.step % t.validate_every == 0
+            if not validating and self._save_due():
+                self.save()  # a SIGKILL between validations loses at most save_every_minutes of training
+            self.clock.add_step(time.monotonic() - started)  # the step and its save; validations apart
+            if self.on_step is not None:
+                self.on_step(self.state.step, self.clock.step_times[-1])
+            if validating:
                 self.validated_at = self.state.step
                 if self.validate():
                     return "early_stopping"
-            elif self._save_due():
-                self.save()  # a SIGKILL between validations loses at most save_every_minutes of training
 
     def should_stop(self, seconds: float) -> str:
         """Why training stops before the next step, or "": max_steps, or max_minutes with one process.
@@ -229,8 +237,9 @@ class Trainer:
         return ""
 
     def _over_time(self, seconds: float) -> bool:
+        """Whether no further step (and the end of training) fits in ``trainer.max_minutes`` at ``seconds``."""
         minutes = self.config.trainer.max_minutes
-        return minutes is not None and seconds >= minutes * 60
+        return minutes is not None and not self.clock.fits(seconds, minutes * 60, len(self.val_loader))
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.precision.autocast)
@@ -304,7 +313,9 @@ class Trainer:
     def validate(self) -> bool:
         """Validate, log, step the plateau schedule, save; True when patience ran out."""
         t, state = self.config.trainer, self.state
+        started = time.monotonic()
         row = validation_losses(self.model, self.val_loader, self.device, self.precision.autocast, self.ctx, self.heads)
+        self.clock.validation_seconds = time.monotonic() - started
         check_finite([row[m] for m in self.metrics], self.heads, f"validation at step {state.step}",
                      self.last_path, self.saved_step)
         row = {"step": state.step, "time": round(self.elapsed(), 3), "lr": current_lr(self.optimizer), **row}
@@ -334,6 +345,7 @@ class Trainer:
         """Write last.pt, and best.pt before it when validation improved; only rank 0 writes."""
         if not self.ctx.is_main:
             return
+        started = time.monotonic()
         payload = self.checkpoint_payload(finished)
         # best.pt first: a crash between the two writes leaves last.pt describing an
         # older best, which the resumed run simply improves on again.
@@ -342,6 +354,7 @@ class Trainer:
         save_checkpoint(payload, self.last_path)
         self.saved_step = self.state.step
         self.saved_at = time.monotonic()
+        self.clock.save_seconds = self.saved_at - started
 
     def checkpoint_payload(self, finished: bool) -> dict[str, Any]:
         """The checkpoint (format in :mod:`mstt.train.checkpoint`): recipe, weights, optimiser, RNG, progress."""
@@ -374,6 +387,7 @@ def train(
     val_set: Dataset,
     out: Path,
     progress: bool = True,
+    on_step: StepHook | None = None,
 ) -> TrainResult:
     """Train ``model`` on the recipe's trainer/optim settings; resume from ``out`` when it holds a run.
 
@@ -381,5 +395,6 @@ def train(
     {head: loss})`` (MultiTaskModel, SeparatorModel), built by ``build_model`` (which checked the
     recipe). ``trainer.batch_size`` is the global batch, split over the processes under torchrun.
     Returns on Ctrl-C with stopped "interrupted" after saving last.pt; the caller decides the exit status.
+    ``on_step(step, seconds)`` is called after each step (see :data:`StepHook`).
     """
-    return Trainer(config, model, train_set, val_set, out, progress).run()
+    return Trainer(config, model, train_set, val_set, out, progress, on_step).run()

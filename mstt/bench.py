@@ -14,6 +14,12 @@ and transcribe a fixed 30-second mixture, / 30, on the bench device, after a war
 ``peak_memory_mb`` (CUDA: peak memory allocated by torch during training and evaluation; CPU:
 peak resident set size of the process over the same span, from ``/proc/self/status``) and
 ``device``.
+
+The bench protects the user (:class:`StepGuard`, one per recipe): from each recipe's first steps
+it projects the steps its budget allows and its peak memory, and refuses the recipe — it stops
+training, gets no row, and the bench goes on to the next and exits 2 — when it would get under
+10% of the steps of the fastest recipe measured so far in this bench, or pass 75% of the
+machine's memory; ``--force`` turns each refusal into a one-line warning.
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ from __future__ import annotations
 import json
 import math
 import platform
-import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +36,7 @@ import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from mstt.benchguard import BenchRefused, PeakMemory, StepGuard, machine_memory_mb
 from mstt.errors import MsttError
 from mstt.fileio import write_text_atomic
 from mstt.recipe import load_recipe
@@ -134,38 +140,6 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     return f"cpu: {cpu_name()} ({torch.get_num_threads()} threads)"
-
-
-class PeakMemory:
-    """Peak memory over a span: torch's allocator on CUDA, the process's resident set on CPU."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-
-    def __enter__(self) -> "PeakMemory":
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            try:  # "5" resets the kernel's peak-RSS counter (VmHWM) of this process
-                Path("/proc/self/clear_refs").write_text("5")
-            except OSError:
-                pass  # then the peak is the process's lifetime peak
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-    def megabytes(self) -> float:
-        """The peak so far, in MiB."""
-        if self.device.type == "cuda":
-            return torch.cuda.max_memory_allocated(self.device) / 2**20
-        try:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
 # ------------------------------------------------------------------ measurements
@@ -333,8 +307,8 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def run_bench(items: list[BenchItem], out: Path, progress: bool = True) -> int:
-    """Train, evaluate and measure every item in ``out/<name>/``; 0, or the first failing run's status."""
+def run_bench(items: list[BenchItem], out: Path, progress: bool = True, force: bool = False) -> int:
+    """Train, evaluate and measure every item in ``out/<name>/``; 0, the first failing run's status, or 2 when the guard refused one."""
     from mstt.nn.build import build_model
 
     out = Path(out)
@@ -342,16 +316,24 @@ def run_bench(items: list[BenchItem], out: Path, progress: bool = True) -> int:
     for item in items:
         build_model(item.config)  # every recipe's errors surface before anything trains
     with folder_lock(out, "mstt bench"):
-        return _bench(items, out, progress)
+        return _bench(items, out, progress, force)
 
 
-def _bench(items: list[BenchItem], out: Path, progress: bool) -> int:
+def _fastest(rows: list[dict[str, Any]]) -> tuple[str, int] | None:
+    """``(recipe, steps)`` of the row with the most training steps, or None without rows."""
+    counted = [(str(r["recipe"]), int(r["steps"])) for r in rows if r.get("steps") is not None]
+    return max(counted, key=lambda pair: pair[1]) if counted else None
+
+
+def _bench(items: list[BenchItem], out: Path, progress: bool, force: bool = False) -> int:
     """The body of :func:`run_bench`, run while ``out`` is locked."""
     from mstt.devices import resolve_device
     from mstt.experiment import run_experiment
 
     device = resolve_device(str(items[0].config.trainer.device))
+    total_mb = machine_memory_mb(device)
     rows: list[dict[str, Any]] = []
+    refused: list[str] = []
     for item in items:
         folder = out / item.name
         row_path = folder / ROW_FILE
@@ -363,8 +345,18 @@ def _bench(items: list[BenchItem], out: Path, progress: bool) -> int:
         peak = None
         if not finished_run(item, folder):
             print(f"bench: {item.name}: training in {folder}")
+            trainer = item.config.trainer
             with PeakMemory(device) as memory:
-                status = run_experiment(item.config, folder, progress=progress)
+                guard = StepGuard(
+                    item.name, None if trainer.max_minutes is None else float(trainer.max_minutes) * 60,
+                    int(trainer.max_steps), _fastest(rows), total_mb, memory.megabytes, force,
+                )
+                try:
+                    status = run_experiment(item.config, folder, progress=progress, on_step=guard)
+                except BenchRefused as exc:
+                    print(f"bench: {exc}", flush=True)
+                    refused.append(item.name)
+                    continue
             if status != 0:
                 print(f"bench: {item.name} stopped (status {status}); {len(rows)} finished rows kept in {out / 'bench.json'}")
                 return status
@@ -373,5 +365,9 @@ def _bench(items: list[BenchItem], out: Path, progress: bool) -> int:
         write_text_atomic(row_path, json.dumps(row, indent=2) + "\n")
         rows.append(row)
         write_tables(out, rows, items)
-    print(f"wrote {out / 'bench.md'} and {out / 'bench.json'}")
+    if rows:
+        print(f"wrote {out / 'bench.md'} and {out / 'bench.json'}")
+    if refused:
+        print(f"bench: refused {', '.join(refused)} (no rows); run again with --force to train them anyway")
+        return 2
     return 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import soundfile as sf
 import torch
@@ -33,6 +33,9 @@ from mstt.recipe import component_options
 from mstt.report import write_report
 from mstt.report.tables import SEPARATION_COLUMNS
 from mstt.runlock import folder_lock
+
+if TYPE_CHECKING:
+    from mstt.train.trainer import StepHook
 
 VALIDATION_WINDOWS = 64  # validation examples at most: a stable mean loss without a long pause
 INTERRUPTED = 130  # the shell's exit status for SIGINT
@@ -157,20 +160,21 @@ def _rank() -> int:
         return 0
 
 
-def run_experiment(config: DictConfig, out: Path, progress: bool = True) -> int:
+def run_experiment(config: DictConfig, out: Path, progress: bool = True, on_step: StepHook | None = None) -> int:
     """Train the recipe into ``out``, evaluate its best checkpoint and write the report; 0, or 130 when interrupted.
 
     ``out`` is locked for the whole run: a second process on it is refused before it does anything.
+    ``on_step(step, seconds)`` is handed to the trainer (``mstt bench``'s guard; see ``mstt.train.trainer.StepHook``).
     """
     out = Path(out)
     if _rank() != 0:
         # The ranks of one torchrun job share the folder; rank 0 holds its lock for all of them.
-        return _train_and_evaluate(config, out, progress)
+        return _train_and_evaluate(config, out, progress, on_step)
     with folder_lock(out, "mstt run"):
-        return _train_and_evaluate(config, out, progress)
+        return _train_and_evaluate(config, out, progress, on_step)
 
 
-def _train_and_evaluate(config: DictConfig, out: Path, progress: bool) -> int:
+def _train_and_evaluate(config: DictConfig, out: Path, progress: bool, on_step: StepHook | None = None) -> int:
     """The body of :func:`run_experiment`, run while the folder is locked."""
     from mstt.checkpoints import model_from_checkpoint
     from mstt.devices import resolve_device
@@ -181,7 +185,7 @@ def _train_and_evaluate(config: DictConfig, out: Path, progress: bool) -> int:
     train_set, val_set = training_sets(config, adapter)
     seed_everything(int(config.trainer.seed))  # before build: initial weights follow the seed
     model = build_model(config)
-    result = train(config, model, train_set, val_set, out, progress=progress)
+    result = train(config, model, train_set, val_set, out, progress=progress, on_step=on_step)
     if _rank() != 0:
         return 0  # only rank 0 evaluates and writes; the others are done when training is
     if result.stopped == "interrupted":

@@ -65,11 +65,11 @@ def trained(monkeypatch) -> list[str]:
     calls: list[str] = []
     real = mstt.experiment.run_experiment
 
-    def spy(config, out, progress=True):
+    def spy(config, out, progress=True, **kwargs):
         calls.append(str(config.name))
         if calls.count("tiny_convtasnet") == 1 and config.name == "tiny_convtasnet":
             raise KeyboardInterrupt  # as a Ctrl-C during the second recipe would
-        return real(config, out, progress=progress)
+        return real(config, out, progress=progress, **kwargs)
 
     monkeypatch.setattr(mstt.experiment, "run_experiment", spy)
     return calls

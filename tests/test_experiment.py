@@ -98,7 +98,7 @@ def test_eval_writes_beside_the_run(tiny_run, tmp_path):
 def test_interrupted_training_is_not_evaluated(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
 
-    def interrupted(config, model, train_set, val_set, out, progress=True):
+    def interrupted(config, model, train_set, val_set, out, progress=True, on_step=None):
         return TrainResult(out / "checkpoints/best.pt", out / "checkpoints/last.pt", 1, "interrupted", [])
 
     monkeypatch.setattr(mstt.train, "train", interrupted)

@@ -8,10 +8,14 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
+
+from mstt.errors import MsttError
+from mstt.fileio import write_error, write_text_atomic
 
 
 def _summary_writer(directory: Path) -> Any:
@@ -24,7 +28,12 @@ def _summary_writer(directory: Path) -> Any:
 
 
 class CsvLog:
-    """One CSV file with a fixed header; rows after ``resume_step`` are dropped on reopen."""
+    """One CSV file with a fixed header; rows after ``resume_step`` are dropped on reopen.
+
+    A failed write (full disk, no permission) raises the one-line MsttError of
+    :func:`mstt.fileio.write_error` naming the file; the rewrite on reopen is atomic, so it
+    leaves the previous log intact.
+    """
 
     def __init__(self, path: Path, columns: list[str], resume_step: int | None) -> None:
         self.path = path
@@ -35,22 +44,32 @@ class CsvLog:
             # trained again; keep the log consistent with the checkpoint.
             with open(path, newline="") as f:
                 kept = [row for row in csv.DictReader(f) if _step_of(row) <= resume_step]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(path, "w", newline="")
-        self.writer = csv.DictWriter(self.file, fieldnames=columns, extrasaction="ignore")
-        self.writer.writeheader()
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
         for row in kept:
-            self.writer.writerow({c: row.get(c, "") for c in columns})
-        self.file.flush()
+            writer.writerow({c: row.get(c, "") for c in columns})
+        write_text_atomic(path, text.getvalue())
+        try:
+            self.file = open(path, "a", newline="")
+        except OSError as exc:
+            raise write_error(path, exc) from None
+        self.writer = csv.DictWriter(self.file, fieldnames=columns, extrasaction="ignore")
 
     def write(self, row: dict[str, Any]) -> None:
         """Append one row and flush, so a killed run keeps its log."""
-        self.writer.writerow({c: _fmt(row.get(c, "")) for c in self.columns})
-        self.file.flush()
+        try:
+            self.writer.writerow({c: _fmt(row.get(c, "")) for c in self.columns})
+            self.file.flush()
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
 
     def close(self) -> None:
         """Close the file."""
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
 
 
 def _step_of(row: dict[str, str]) -> int:
@@ -102,12 +121,18 @@ class RunLogs:
         self.tb.flush()
 
     def close(self) -> None:
-        """Close every file."""
+        """Close every file; the first failed write (its one-line MsttError) is raised after all are closed."""
+        failed: MsttError | None = None
         for log in (self.train, self.validation):
             if log is not None:
-                log.close()
+                try:
+                    log.close()
+                except MsttError as exc:
+                    failed = failed or exc
         if self.tb is not None:
             self.tb.close()
+        if failed is not None:
+            raise failed
 
 
 class Progress:

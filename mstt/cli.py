@@ -10,7 +10,7 @@ import sys
 
 from mstt import __version__, commands
 from mstt.errors import MsttError
-from mstt.openmp import apply_openmp_defaults
+from mstt.runtime import apply_openmp_defaults
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from mstt.constants import SEPARATE_CHUNK_SECONDS, SEPARATE_OVERLAP_SECONDS, STREAM_BLOCK
 from mstt.errors import MsttError
 from mstt.fileio import check_out_dir, remove_stale_tmp, write_error
+from mstt.runtime import bound_onednn_cache, release_memory
 
 OUTPUTS = ("stems", "midi", "png")
 BLOCK = STREAM_BLOCK
@@ -279,6 +280,7 @@ def run(args: argparse.Namespace) -> int:
     file, name = resolve_model(model, where="--model" if args.model else "",
                                how="pass one: mstt separate --model runs/NAME/checkpoints/best.pt AUDIO...")
     args.model_label = name or file.name
+    bound_onednn_cache()  # before the first primitive: each file's last chunk has a shape of its own (mstt/runtime.py)
     separator = load(file, args.device)
     for line in separator.messages:
         print(f"note: {line}")
@@ -286,6 +288,7 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(list(zip(args.audio, _folders(args.audio, args.out))), unit="file", desc="files",
                disable=args.quiet or len(args.audio) < 2, dynamic_ncols=True)
     for path, folder in bar:
+        release_memory()  # what the previous file freed goes back to the system: memory flat over many files
         try:
             lines = separate_file(separator, path, folder, args, outputs)
         except MsttError as exc:

@@ -1,5 +1,6 @@
-"""mstt's OpenMP wait-policy rule (mstt/openmp.py): the user's setting is kept, PASSIVE is set otherwise,
-before torch loads OpenMP. Nothing here is timed; benchmarks/shared_cores.py measures the effect."""
+"""mstt/runtime.py: the OpenMP wait-policy rule (the user's setting is kept, PASSIVE is set otherwise,
+before torch loads OpenMP) and the memory settings of ``mstt separate`` over many files. Nothing here is
+timed or measured: benchmarks/shared_cores.py and benchmarks/soak_separate.py measure the effects."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from mstt.openmp import DEFAULTS, USER_KEYS, apply_openmp_defaults
+from mstt.runtime import (
+    DEFAULTS,
+    ONEDNN_CACHE,
+    USER_KEYS,
+    apply_openmp_defaults,
+    bound_onednn_cache,
+    release_memory,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,3 +74,46 @@ def test_the_cli_sets_the_policy_before_torch_loads_openmp(extra, policy, libgom
         pytest.skip("torch here does not run on GNU OpenMP (libgomp), whose settings this checks")
     for line in libgomp:  # what libgomp itself read when torch loaded it: the rule came first
         assert line in display, display
+
+
+# ------------------------------------------------------------------ memory over many files
+
+
+def test_the_onednn_cache_is_bounded_unless_the_user_set_it():
+    env = {"PATH": "/bin"}
+    assert bound_onednn_cache(env) == {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": str(ONEDNN_CACHE)}
+    assert env == {"PATH": "/bin", "ONEDNN_PRIMITIVE_CACHE_CAPACITY": "64"}
+    for key in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY"):
+        env = {key: "1024"}
+        assert bound_onednn_cache(env) == {} and env == {key: "1024"}
+
+
+def test_release_memory_trims_the_heap_with_glibc():
+    import platform
+
+    trimmed = release_memory()
+    assert release_memory() == trimmed  # looked up once, callable any number of times
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert trimmed
+
+
+def test_separate_bounds_the_cache_before_the_model_and_releases_memory_per_file(tmp_path, capsys, monkeypatch):
+    import soundfile as sf
+
+    import mstt.commands.separate as separate
+    import mstt.inference
+    from mstt.cli import main
+    from tests.test_inference import make_checkpoint, tones
+
+    calls: list[str] = []
+    real_load = mstt.inference.load
+    monkeypatch.setattr(separate, "bound_onednn_cache", lambda: calls.append("bound cache") or {})
+    monkeypatch.setattr(separate, "release_memory", lambda: calls.append("release") or release_memory())
+    monkeypatch.setattr(mstt.inference, "load", lambda *a, **k: calls.append("load model") or real_load(*a, **k))
+    ckpt = make_checkpoint(tmp_path / "model.pt")
+    songs = []
+    for i, seconds in enumerate((1.0, 1.3)):
+        songs.append(tmp_path / f"song{i}.wav")
+        sf.write(songs[-1], tones(seconds, 16000), 16000)
+    assert main(["separate", str(ckpt), *map(str, songs), "--out", str(tmp_path / "out"), "--quiet"]) == 0, capsys.readouterr().err
+    assert calls == ["bound cache", "load model", "release", "release"]

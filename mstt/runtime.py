@@ -1,6 +1,10 @@
-"""The OpenMP wait policy of mstt's commands: set before torch loads its OpenMP runtime, so that two
-mstt processes on the same cores do not spin against each other.
+"""Settings of the native libraries under torch that mstt's commands make for the user: the OpenMP
+wait policy (so that two mstt processes on the same cores do not spin against each other), and,
+for ``mstt separate`` over many files, a bounded oneDNN primitive cache and the freed heap handed
+back to the system after each file (so that memory stays flat with the number of files).
 
+OpenMP
+------
 Why two processes slowed each other far more than twofold (issue 19: a separation that takes
 well under a minute alone took 8 min 46 s beside a training run on 2 cores). torch's Linux CPU
 wheel runs its intra-op pool, MKL and oneDNN on GNU OpenMP (``torch/lib/libgomp.so.1``), one
@@ -31,10 +35,30 @@ rule and the alternatives.
 Nothing is changed when torch is already imported (``import mstt`` in a program, or
 ``mstt.cli.main`` called from Python): its OpenMP runtime read the environment when it loaded,
 and a library must not change its host's environment.
+
+Memory over many files (``mstt separate``; ``benchmarks/soak_separate.py`` checks it)
+----------------------------------------------------------------------------------
+Two things grew the resident set of one ``mstt separate`` call with the number of files (a
+soak of 100 short files: +16% peak from file 10 to 100, about 1 MB a file):
+
+- oneDNN, which runs the LSTM trunk on a CPU, caches a compiled primitive per input shape (up to
+  ``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` = 1024 by default), and the last chunk of every file has
+  a length of its own: each file added an RNN primitive per layer (~0.2 MB with the demo-size
+  model), up to 1024 of them. :func:`bound_onednn_cache` lowers the capacity to
+  :data:`ONEDNN_CACHE` (64) unless the user set it: the chunks of one file share one shape
+  (4 primitives for the paper-size trunk, ~24 for ConvTasNet), so 64 keeps the current file's
+  set. oneDNN reads the variable when it creates its first primitive, so this works after
+  torch is imported, before the first separation.
+- glibc's malloc keeps the memory that numpy and torch free between files in its heaps (the
+  arrays of each file have other sizes, so the holes are rarely reused whole): :func:`release_memory`
+  collects Python's cyclic garbage (matplotlib figures) and calls ``malloc_trim(0)`` after each
+  file; a no-op where the C library has no ``malloc_trim``.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import sys
 from typing import MutableMapping
@@ -56,3 +80,39 @@ def apply_openmp_defaults(
         return {}
     environ.update(DEFAULTS)
     return dict(DEFAULTS)
+
+
+# ---------------------------------------------------------------- memory over many files
+
+ONEDNN_CACHE = 64  # primitives; oneDNN's default is 1024
+ONEDNN_KEYS = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY")
+
+
+def bound_onednn_cache(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """Set ``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` to :data:`ONEDNN_CACHE` unless the user set it (either
+    spelling); returns what was set. Call before the first model runs: oneDNN reads it once."""
+    environ = os.environ if environ is None else environ
+    if any(key in environ for key in ONEDNN_KEYS):
+        return {}
+    environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(ONEDNN_CACHE)
+    return {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": str(ONEDNN_CACHE)}
+
+
+_libc: ctypes.CDLL | None | bool = False  # False: not looked up yet; None: no malloc_trim here
+
+
+def release_memory() -> bool:
+    """Free Python's cyclic garbage and hand the C heap's free memory back to the system (glibc's
+    ``malloc_trim(0)``); returns whether the heap was trimmed."""
+    global _libc
+    gc.collect()
+    if _libc is False:
+        try:
+            libc = ctypes.CDLL(None)
+            _libc = libc if hasattr(libc, "malloc_trim") else None
+        except OSError:
+            _libc = None
+    if _libc is None:
+        return False
+    _libc.malloc_trim(0)
+    return True

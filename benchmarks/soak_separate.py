@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/soak_separate.py --out DIR [--files 100] [--check-at 10] [--checkpoint CK]
         [--seconds 2 6] [--tolerance 0.10] [--keep-outputs] [-- EXTRA mstt separate OPTIONS]
 
-Not a pytest suite. One ``mstt separate CK f000.wav ... f099.flac --out DIR/separated --quiet``
+Not a pytest suite. One ``mstt separate --model CK f000.wav ... f099.flac --out DIR/separated --quiet``
 process (``python -m mstt`` of this checkout) separates every file; the script reads the
 process's resident set from ``/proc/<pid>/status`` while it runs: ``VmHWM``, the kernel's
 high-water mark of its RSS, when the CLI prints the line of file ``--check-at`` (10), and at the
@@ -108,7 +108,8 @@ def soak(checkpoint: Path, inputs: list[Path], out: Path, check_at: int, extra: 
     """Run one ``mstt separate`` over ``inputs`` and follow its memory; the measurements as a dict."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
                PYTHONUNBUFFERED="1")
-    command = [sys.executable, "-m", "mstt", "separate", str(checkpoint), *map(str, inputs), "--out", str(out), "--quiet", *extra]
+    command = [sys.executable, "-m", "mstt", "separate", "--model", str(checkpoint), *map(str, inputs), "--out", str(out), "--quiet",
+               *extra]
     stderr_path = out.parent / "separate.stderr.txt"
     samples: list[float] = []  # VmRSS every 0.1 s
     done = threading.Event()
@@ -145,7 +146,8 @@ def soak(checkpoint: Path, inputs: list[Path], out: Path, check_at: int, extra: 
     later = [r for r in per_file if r["file"] > check_at and r["rss_mb"] == r["rss_mb"]]
     slope = float(np.polyfit([r["file"] for r in later], [r["rss_mb"] for r in later], 1)[0]) if len(later) > 1 else None
     return {
-        "command": ["python", "-m", "mstt", "separate", str(checkpoint), f"<{len(inputs)} files>", "--out", str(out), "--quiet", *extra],
+        "command": ["python", "-m", "mstt", "separate", "--model", str(checkpoint), f"<{len(inputs)} files>", "--out", str(out),
+                    "--quiet", *extra],
         "exit_status": proc.returncode,
         "files": len(inputs),
         "files_separated": len(per_file),

@@ -39,7 +39,7 @@ and a library must not change its host's environment.
 Memory over many files (``mstt separate``; ``benchmarks/soak_separate.py`` checks it)
 ----------------------------------------------------------------------------------
 Two things grew the resident set of one ``mstt separate`` call with the number of files (a
-soak of 100 short files: +16% peak from file 10 to 100, about 1 MB a file):
+soak of 100 short files: +18% peak from file 10 to 100, about 1 MB a file):
 
 - oneDNN, which runs the LSTM trunk on a CPU, caches a compiled primitive per input shape (up to
   ``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` = 1024 by default), and the last chunk of every file has

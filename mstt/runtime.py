@@ -18,7 +18,8 @@ waits for, of the same process, is off the CPU because the other process's threa
 waits for the scheduler's next slice (milliseconds). A recurrent network runs thousands of small
 parallel regions a second (a few per frame, layer and direction), so a region that takes
 microseconds alone can take a time slice shared: each process spends most of its CPU spinning
-while the work it waits for cannot run. That is the excess over 2x.
+while the work it waits for cannot run. That is, by this reading of libgomp (not yet timed on an
+idle machine), the excess over 2x.
 
 Rule (:func:`apply_openmp_defaults`, called by ``mstt``'s entry point :func:`mstt.cli.main`
 before anything imports torch): when the environment sets none of ``OMP_WAIT_POLICY``,

@@ -26,8 +26,9 @@ before anything imports torch): when the environment sets none of ``OMP_WAIT_POL
 ``GOMP_SPINCOUNT`` (libgomp) or ``KMP_BLOCKTIME`` (LLVM/Intel OpenMP), mstt sets
 ``OMP_WAIT_POLICY=PASSIVE``: a waiting thread sleeps at once and leaves its core to whoever
 can use it. It goes into mstt's own environment, so the processes mstt starts (data-loader
-and synth workers, torchrun's ranks) inherit it. A user who sets any of the three keeps their
-value: ``OMP_WAIT_POLICY=ACTIVE`` (spin, best for a machine mstt has to itself) or
+and synth workers) inherit it; torchrun's ranks each run the entry point themselves. A user who
+sets any of the three keeps their value: ``OMP_WAIT_POLICY=ACTIVE`` (spin; likely the fastest
+when mstt has the machine to itself) or
 ``GOMP_SPINCOUNT=300000`` (libgomp's own default, i.e. mstt before this rule). Thread counts
 are left to torch (one per core; ``OMP_NUM_THREADS``, ``mstt separate --threads N``).
 ``benchmarks/shared_cores.py`` measures the slowdown of two processes side by side under this

@@ -74,7 +74,7 @@ class Setting:
 
     description: str
     env: dict[str, str] = field(default_factory=dict)
-    rule: bool = False  # call mstt.runtime.apply_openmp_defaults() before torch, as the mstt command does
+    rule: bool = False  # separate with mstt.runtime.separation_threads, as `mstt separate` does without --threads
     train_threads: int | None = None  # torch.set_num_threads; None: torch's default (one per core)
     separate_threads: int | None = None
     interop_threads: int | None = None  # torch.set_num_interop_threads in both
@@ -82,34 +82,36 @@ class Setting:
 
 SETTINGS = {
     "torch-defaults": Setting("before: torch's defaults (one thread per core, libgomp spins ~3 ms)"),
-    "mstt-default": Setting("after: mstt's entry-point rule (OMP_WAIT_POLICY=PASSIVE when unset)", rule=True),
+    "mstt-default": Setting("after: mstt separate's rule (the cores other processes leave free, at least 1)", rule=True),
+    "passive": Setting("OMP_WAIT_POLICY=PASSIVE in both (tried as the rule; costs a lone process)",
+                       env={"OMP_WAIT_POLICY": "PASSIVE"}),
     "spin-10k": Setting("GOMP_SPINCOUNT=10000 (a ~0.1 ms spin)", env={"GOMP_SPINCOUNT": "10000"}),
     "separate-1-thread": Setting("torch's defaults, mstt separate --threads 1", separate_threads=1),
-    "passive+separate-1-thread": Setting("PASSIVE (the rule) and mstt separate --threads 1", rule=True, separate_threads=1),
+    "passive+separate-1-thread": Setting("PASSIVE in both and mstt separate --threads 1", env={"OMP_WAIT_POLICY": "PASSIVE"},
+                                         separate_threads=1),
     "half-threads-each": Setting(f"{HALF} thread(s) per process (half the cores each), libgomp's spin",
                                  train_threads=HALF, separate_threads=HALF),
     "active": Setting("OMP_WAIT_POLICY=ACTIVE (spin for minutes: the worst case)", env={"OMP_WAIT_POLICY": "ACTIVE"}),
     "kmp-blocktime-0": Setting("KMP_BLOCKTIME=0 (LLVM/Intel OpenMP's knob; a control: libgomp ignores it)",
                                env={"KMP_BLOCKTIME": "0"}),
-    "passive+interop-1": Setting("PASSIVE and torch.set_num_interop_threads(1) (a control)", rule=True, interop_threads=1),
+    "passive+interop-1": Setting("PASSIVE and torch.set_num_interop_threads(1) (a control)", env={"OMP_WAIT_POLICY": "PASSIVE"},
+                                 interop_threads=1),
 }
-DEFAULT_SETTINGS = ["torch-defaults", "mstt-default", "spin-10k", "separate-1-thread", "passive+separate-1-thread",
-                    "half-threads-each"]
+DEFAULT_SETTINGS = ["torch-defaults", "mstt-default", "passive", "spin-10k", "separate-1-thread", "half-threads-each"]
 
 
 # ------------------------------------------------------------------ children
 
 
 def _child_setup(setting: dict[str, Any], role: str) -> dict[str, Any]:
-    """Apply a setting in this fresh process (rule first, then torch's pools); what is in effect."""
-    if setting["rule"]:
-        assert "torch" not in sys.modules, "torch was imported before the OpenMP rule"
-        from mstt.runtime import apply_openmp_defaults
-
-        apply_openmp_defaults()
+    """Apply a setting in this fresh process (torch's pools; for a separation under the rule, its threads); what is in effect."""
     import torch
 
     threads = setting[f"{role}_threads"]
+    if setting["rule"] and role == "separate" and not threads:
+        from mstt.runtime import busy_cores, separation_threads
+
+        threads = separation_threads(torch.get_num_threads(), busy_cores())
     if threads:
         torch.set_num_threads(threads)
     if setting["interop_threads"]:

@@ -10,7 +10,6 @@ import sys
 
 from mstt import __version__, commands
 from mstt.errors import MsttError
-from mstt.runtime import apply_openmp_defaults
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,8 +28,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one sub-command; a user error prints one line and returns 2."""
-    # Before build_parser, whose command modules import torch: OpenMP reads its wait policy once, on load.
-    apply_openmp_defaults()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

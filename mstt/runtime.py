@@ -1,42 +1,33 @@
-"""Settings of the native libraries under torch that mstt's commands make for the user: the OpenMP
-wait policy (so that two mstt processes on the same cores do not spin against each other), and,
-for ``mstt separate`` over many files, a bounded oneDNN primitive cache and the freed heap handed
-back to the system after each file (so that memory stays flat with the number of files).
+"""Settings of the native libraries under torch that ``mstt separate`` makes for the user: fewer
+threads when other processes keep cores busy (so that a separation beside a training run does
+not spin against it), and, over many files, a bounded oneDNN primitive cache and the freed heap
+handed back to the system after each file (so that memory stays flat with the number of files).
 
-OpenMP
-------
+Sharing the cores (``mstt separate`` beside another job)
+-------------------------------------------------------
 Why two processes slowed each other far more than twofold (issue 19: a separation that takes
 well under a minute alone took 8 min 46 s beside a training run on 2 cores). torch's Linux CPU
 wheel runs its intra-op pool, MKL and oneDNN on GNU OpenMP (``torch/lib/libgomp.so.1``), one
 thread per core by default. A libgomp thread that waits (for the next parallel region, or at
-the barrier that ends one) busy-spins ``GOMP_SPINCOUNT`` times before it sleeps in the kernel:
-300000 spins when nothing is set, "about 3 ms" by libgomp's own estimate. libgomp cuts the spin
-short only when the threads of its own process outnumber the CPUs; it cannot see other
-processes. With a training run and ``mstt separate`` at 2 threads each on 2 cores, there are
-4 threads for 2 cores: a thread that reaches a barrier spins on a core while the thread it
-waits for, of the same process, is off the CPU because the other process's thread holds it, and
-waits for the scheduler's next slice (milliseconds). A recurrent network runs thousands of small
-parallel regions a second (a few per frame, layer and direction), so a region that takes
-microseconds alone can take a time slice shared: each process spends most of its CPU spinning
-while the work it waits for cannot run. That is, by this reading of libgomp (not yet timed on an
-idle machine), the excess over 2x.
+the barrier that ends one) busy-spins ``GOMP_SPINCOUNT`` times before it sleeps in the kernel
+(300000 spins, "about 3 ms", when nothing is set), and cuts the spin short only when the threads
+of its own process outnumber the CPUs: it cannot see other processes. Two processes at 2 threads
+each on 2 cores: a thread that reaches a barrier spins on a core while the thread it waits for,
+of the same process, is off the CPU, and a recurrent network runs thousands of small parallel
+regions a second. Measured side by side (``benchmarks/shared_cores.py``, the demo's training
+step and a 300 s separation, 2-core AMD EPYC VM): training 15.7x slower, separation 9.4x.
 
-Rule (:func:`apply_openmp_defaults`, called by ``mstt``'s entry point :func:`mstt.cli.main`
-before anything imports torch): when the environment sets none of ``OMP_WAIT_POLICY``,
-``GOMP_SPINCOUNT`` (libgomp) or ``KMP_BLOCKTIME`` (LLVM/Intel OpenMP), mstt sets
-``OMP_WAIT_POLICY=PASSIVE``: a waiting thread sleeps at once and leaves its core to whoever
-can use it. It goes into mstt's own environment, so the processes mstt starts (data-loader
-and synth workers) inherit it; torchrun's ranks each run the entry point themselves. A user who
-sets any of the three keeps their value: ``OMP_WAIT_POLICY=ACTIVE`` (spin; likely the fastest
-when mstt has the machine to itself) or
-``GOMP_SPINCOUNT=300000`` (libgomp's own default, i.e. mstt before this rule). Thread counts
-are left to torch (one per core; ``OMP_NUM_THREADS``, ``mstt separate --threads N``).
-``benchmarks/shared_cores.py`` measures the slowdown of two processes side by side under this
-rule and the alternatives.
+What was tried (the same script): ``OMP_WAIT_POLICY=PASSIVE`` for every mstt process removed
+the contention but made a training run that had the machine to itself 4x slower (0.17 ->
+0.68 s a step: on a VM a sleeping thread's core halts and waking it is slow); a 0.1 ms spin
+(``GOMP_SPINCOUNT=10000``) changed little (13x). What works without costing the lone process
+anything: ``mstt separate`` with one thread beside a training run that keeps its two (training
+2.6x slower instead of 15.7x, separation 1.4x instead of 9.4x).
 
-Nothing is changed when torch is already imported (``import mstt`` in a program, or
-``mstt.cli.main`` called from Python): its OpenMP runtime read the environment when it loaded,
-and a library must not change its host's environment.
+Rule (:func:`separation_threads`): when ``--threads`` is not given, ``mstt separate`` samples
+the CPU for a quarter of a second before loading its model; if other processes keep cores busy
+it uses the cores left over (at least one) and says so in one line. An idle machine gets
+torch's default (one thread per core). ``--threads N`` always wins.
 
 Memory over many files (``mstt separate``; ``benchmarks/soak_separate.py`` checks it)
 ----------------------------------------------------------------------------------
@@ -62,26 +53,42 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
-import sys
+import time
+from pathlib import Path
 from typing import MutableMapping
 
-# Any of these set by the user means they chose how OpenMP threads wait: mstt leaves it.
-USER_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
-DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
+BUSY_SAMPLE_SECONDS = 0.25  # long enough to see a training run's steps, short beside model loading
+BUSY_CORE = 0.5  # a core counts as taken by others when they keep it this busy
 
 
-def apply_openmp_defaults(
-    environ: MutableMapping[str, str] | None = None, torch_loaded: bool | None = None
-) -> dict[str, str]:
-    """Set :data:`DEFAULTS` in ``environ`` (``os.environ``) unless the user chose a wait policy
-    or torch is already loaded; returns what was set ({} when nothing)."""
-    environ = os.environ if environ is None else environ
-    if torch_loaded is None:
-        torch_loaded = "torch" in sys.modules
-    if torch_loaded or any(key in environ for key in USER_KEYS):
-        return {}
-    environ.update(DEFAULTS)
-    return dict(DEFAULTS)
+def busy_cores(seconds: float = BUSY_SAMPLE_SECONDS, stat: Path = Path("/proc/stat")) -> float | None:
+    """How many cores other processes keep busy now (from two reads of /proc/stat); None where unknown."""
+    def totals() -> tuple[int, int] | None:
+        try:
+            fields = stat.read_text().splitlines()[0].split()
+        except (OSError, IndexError):
+            return None
+        if not fields or fields[0] != "cpu" or len(fields) < 5:
+            return None
+        values = [int(v) for v in fields[1:]]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        return sum(values[:8]), idle  # user..steal; guest time is already inside user
+
+    before = totals()
+    time.sleep(seconds)
+    after = totals()
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    total, idle = after[0] - before[0], after[1] - before[1]
+    return (os.cpu_count() or 1) * (total - idle) / total
+
+
+def separation_threads(cores: int, busy: float | None) -> int:
+    """Threads for a separation on ``cores`` cores while others keep ``busy`` of them busy (None: unknown)."""
+    if busy is None:
+        return cores
+    taken = int(busy + (1 - BUSY_CORE))  # 0.5 of a core busy counts as a core taken
+    return max(1, min(cores, cores - taken))
 
 
 # ---------------------------------------------------------------- memory over many files

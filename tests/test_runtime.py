@@ -1,79 +1,88 @@
-"""mstt/runtime.py: the OpenMP wait-policy rule (the user's setting is kept, PASSIVE is set otherwise,
-before torch loads OpenMP) and the memory settings of ``mstt separate`` over many files. Nothing here is
-timed or measured: benchmarks/shared_cores.py and benchmarks/soak_separate.py measure the effects."""
+"""mstt/runtime.py: how many threads `mstt separate` takes beside other processes, and the memory settings of
+``mstt separate`` over many files. Nothing here is timed: benchmarks/shared_cores.py and
+benchmarks/soak_separate.py measure the effects."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from mstt.runtime import (
-    DEFAULTS,
     ONEDNN_CACHE,
-    USER_KEYS,
-    apply_openmp_defaults,
     bound_onednn_cache,
+    busy_cores,
     release_memory,
+    separation_threads,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def test_passive_is_set_when_the_user_chose_no_wait_policy():
-    env = {"PATH": "/bin", "OMP_NUM_THREADS": "2"}
-    assert apply_openmp_defaults(env, torch_loaded=False) == {"OMP_WAIT_POLICY": "PASSIVE"}
-    assert env == {"PATH": "/bin", "OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"}
-    assert DEFAULTS == {"OMP_WAIT_POLICY": "PASSIVE"}
-
-
-@pytest.mark.parametrize("key,value", [("OMP_WAIT_POLICY", "ACTIVE"), ("OMP_WAIT_POLICY", "passive"), ("OMP_WAIT_POLICY", ""),
-                                       ("GOMP_SPINCOUNT", "300000"), ("KMP_BLOCKTIME", "1")])
-def test_a_wait_policy_the_user_set_is_kept(key, value):
-    env = {key: value}
-    assert apply_openmp_defaults(env, torch_loaded=False) == {}
-    assert env == {key: value}
-    assert key in USER_KEYS
-
-
-def test_nothing_changes_once_torch_is_loaded(monkeypatch):
-    env: dict[str, str] = {}
-    assert apply_openmp_defaults(env, torch_loaded=True) == {}
-    assert env == {}
-    # In this process torch is loaded (conftest.py): the environment of a program that calls main() is left alone.
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    for key in USER_KEYS:
-        monkeypatch.delenv(key, raising=False)
-    assert apply_openmp_defaults() == {}
-    assert "OMP_WAIT_POLICY" not in os.environ
-
-
-def _cli_openmp(extra_env: dict[str, str]) -> tuple[str, str]:
-    """Run the mstt entry point in a fresh process with OMP_DISPLAY_ENV: (its OMP_WAIT_POLICY, what libgomp read)."""
-    env = {k: v for k, v in os.environ.items() if k not in USER_KEYS}
-    env.update(extra_env, OMP_DISPLAY_ENV="VERBOSE", PYTHONPATH=str(ROOT))
-    code = "import os, sys; from mstt.cli import main; main([]); print('policy=' + os.environ.get('OMP_WAIT_POLICY', '-'))"
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    policy = [line for line in proc.stdout.splitlines() if line.startswith("policy=")]
-    assert policy, proc.stdout + proc.stderr
-    return policy[0].removeprefix("policy="), proc.stderr
-
-
-@pytest.mark.parametrize("extra,policy,libgomp", [
-    ({}, "PASSIVE", ["OMP_WAIT_POLICY = 'PASSIVE'", "GOMP_SPINCOUNT = '0'"]),
-    ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE", ["OMP_WAIT_POLICY = 'ACTIVE'", "GOMP_SPINCOUNT = '30000000000'"]),
-    ({"GOMP_SPINCOUNT": "300000"}, "-", ["GOMP_SPINCOUNT = '300000'"]),
+@pytest.mark.parametrize("cores,busy,threads", [
+    (2, None, 2),  # unknown: torch's default
+    (2, 0.0, 2), (2, 0.4, 2),  # an idle machine, or a little background noise
+    (2, 0.6, 1), (2, 1.0, 1), (2, 2.0, 1), (2, 3.5, 1),  # a training run holds one or both cores: one thread
+    (8, 2.0, 6), (8, 7.9, 1), (1, 0.0, 1),
 ])
-def test_the_cli_sets_the_policy_before_torch_loads_openmp(extra, policy, libgomp):
-    seen, display = _cli_openmp(extra)
-    assert seen == policy
-    if "GOMP_SPINCOUNT" not in display:
-        pytest.skip("torch here does not run on GNU OpenMP (libgomp), whose settings this checks")
-    for line in libgomp:  # what libgomp itself read when torch loaded it: the rule came first
-        assert line in display, display
+def test_separation_takes_the_cores_others_leave_free(cores, busy, threads):
+    assert separation_threads(cores, busy) == threads
+
+
+def _stat(path, user: int, idle: int) -> None:
+    path.write_text(f"cpu  {user} 0 0 {idle} 0 0 0 0 0 0\ncpu0 {user} 0 0 {idle} 0 0 0 0 0 0\n")
+
+
+def test_busy_cores_reads_the_share_of_time_not_idle(tmp_path, monkeypatch):
+    stat = tmp_path / "stat"
+    _stat(stat, 1000, 1000)
+    reads = iter([(1000, 1000), (1150, 1050)])  # 150 busy of 200 jiffies between the reads: 75% of the cores
+
+    def fake_sleep(_seconds: float) -> None:
+        user, idle = next(reads)
+        _stat(stat, user, idle)
+
+    monkeypatch.setattr("mstt.runtime.time.sleep", fake_sleep)
+    monkeypatch.setattr("mstt.runtime.os.cpu_count", lambda: 2)
+    next(reads)  # the first read is the file as written above
+    assert busy_cores(0.0, stat) == pytest.approx(1.5)
+
+
+def test_busy_cores_is_none_where_proc_stat_is_missing_or_odd(tmp_path, monkeypatch):
+    monkeypatch.setattr("mstt.runtime.time.sleep", lambda _s: None)
+    assert busy_cores(0.0, tmp_path / "missing") is None
+    odd = tmp_path / "odd"
+    odd.write_text("intr 1 2 3\n")
+    assert busy_cores(0.0, odd) is None
+    still = tmp_path / "still"
+    _stat(still, 5, 5)
+    assert busy_cores(0.0, still) is None  # no time passed between the reads: nothing to say
+
+
+def test_separate_takes_fewer_threads_on_a_busy_machine_and_says_so(tmp_path, capsys, monkeypatch):
+    import soundfile as sf
+    import torch
+
+    import mstt.commands.separate as separate
+    from mstt.cli import main
+    from tests.test_inference import make_checkpoint, tones
+
+    # torch's thread count is faked: raising it for real after conftest lowered it corrupts MKL (docs/design.md)
+    calls: list[int] = []
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    ckpt = make_checkpoint(tmp_path / "model.pt")
+    song = tmp_path / "song.wav"
+    sf.write(song, tones(1.0, 16000), 16000)
+
+    def separate_with(busy: float, *extra: str) -> str:
+        monkeypatch.setattr(separate, "busy_cores", lambda: busy)
+        calls.clear()
+        assert main(["separate", str(ckpt), str(song), "--out", str(tmp_path / f"out{busy}{extra}"), "--quiet", *extra]) == 0
+        return capsys.readouterr().out
+
+    assert "other processes keep 1.8 of 2 cores busy: separating with 1 thread(s)" in separate_with(1.8)
+    assert calls == [1]
+    assert "cores busy" not in separate_with(0.1) and calls == []  # idle: torch's default
+    assert "cores busy" not in separate_with(1.8, "--threads", "2") and calls == [2]  # --threads wins
 
 
 # ------------------------------------------------------------------ memory over many files

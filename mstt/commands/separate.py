@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from mstt.constants import SEPARATE_CHUNK_SECONDS, SEPARATE_OVERLAP_SECONDS, STREAM_BLOCK
 from mstt.errors import MsttError
 from mstt.fileio import check_out_dir, remove_stale_tmp, write_error
-from mstt.runtime import bound_onednn_cache, release_memory
+from mstt.runtime import bound_onednn_cache, busy_cores, release_memory, separation_threads
 
 OUTPUTS = ("stems", "midi", "png")
 BLOCK = STREAM_BLOCK
@@ -60,7 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--outputs", default=",".join(OUTPUTS), help=f"comma-separated subset of {','.join(OUTPUTS)} (default all)")
     p.add_argument("--html", action="store_true", help="also write report.html with audio players and spectrograms")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default torch's); 1 is fastest on a machine busy with other jobs")
+                   help="CPU threads for torch (default: one per core, or the cores other processes leave free)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -259,6 +259,26 @@ def _folders(paths: list[Path], out: Path) -> list[Path]:
     return [out / str(n) for n in names]
 
 
+def _set_threads(requested: int | None) -> None:
+    """``--threads``, or fewer threads than cores when other processes keep some busy (mstt/runtime.py)."""
+    import torch
+
+    if requested is not None:
+        if requested < 1:
+            raise MsttError(f"--threads {requested}: need at least 1")
+        torch.set_num_threads(requested)
+        return
+    # The recurrent trunk synchronises its threads at every frame: beside a training run that holds
+    # the cores, threads that wait for a core cost both jobs far more than they bring.
+    cores = torch.get_num_threads()
+    busy = busy_cores()
+    threads = separation_threads(cores, busy)
+    if threads < cores:
+        torch.set_num_threads(threads)
+        print(f"note: other processes keep {busy:.1f} of {cores} cores busy: separating with {threads} thread(s) "
+              f"(--threads N to choose)")
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the model once, then separate every input; 0 when all succeeded, 1 when any failed."""
     from mstt.bundled import resolve_model
@@ -268,13 +288,7 @@ def run(args: argparse.Namespace) -> int:
     outputs = parse_outputs(args.outputs)
     if args.chunk_seconds <= 0 or args.overlap_seconds < 0:
         raise MsttError("--chunk-seconds must be above 0 and --overlap-seconds at least 0")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise MsttError(f"--threads {args.threads}: need at least 1")
-        import torch
-
-        # The recurrent trunk synchronises its threads at every frame; on a busy machine fewer wait less.
-        torch.set_num_threads(args.threads)
+    _set_threads(args.threads)
     check_out_dir(args.out)
     remove_stale_tmp(args.out, depth=0)  # .song.partial-PID/ folders of a killed separate
     file, name = resolve_model(model, where="--model" if args.model else "",

@@ -58,11 +58,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 # No torch at the top: a child must set the OpenMP environment before torch loads libgomp.
 from mstt.fileio import write_text_atomic  # noqa: E402
-from mstt.runtime import USER_KEYS  # noqa: E402
 
 RECIPES = [ROOT / "recipes" / "cerberus_set4.yaml", ROOT / "recipes" / "quick.yaml"]
 # Variables that decide threads and waiting: the children start without the caller's values of them.
-CLEARED = (*USER_KEYS, "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_PROC_BIND", "OMP_PLACES", "GOMP_CPU_AFFINITY",
+WAIT_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")  # how OpenMP threads wait
+CLEARED = (*WAIT_KEYS, "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_PROC_BIND", "OMP_PLACES", "GOMP_CPU_AFFINITY",
            "KMP_AFFINITY", "OMP_DYNAMIC", "ONEDNN_PRIMITIVE_CACHE_CAPACITY")
 HALF = max(1, (os.cpu_count() or 2) // 2)
 MIN_STEPS_INSIDE = 5  # training steps inside the separation's span below which the shared step time is rough

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import pkgutil
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 from mstt import __version__, commands
 from mstt.errors import MsttError
@@ -26,6 +30,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM handler: stop as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a job scheduler, ``docker stop``, ``kill``) stops a command as Ctrl-C does.
+
+    A training run then saves last.pt and says how to resume, a separation removes its partial
+    folder. A background job started from a script ignores SIGINT, so SIGTERM is the signal that
+    reaches it. Only the main thread may set handlers; elsewhere nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one sub-command; a user error prints one line and returns 2."""
     parser = build_parser()
@@ -34,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        result = args.func(args)
+        with terminate_as_interrupt():
+            result = args.func(args)
     except MsttError as exc:
         print(f"mstt: error: {exc}", file=sys.stderr)
         return 2

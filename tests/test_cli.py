@@ -29,3 +29,22 @@ def test_a_closed_pipe_ends_quietly(monkeypatch, capsys):
     finally:
         __import__("os").dup2(saved, sys.__stdout__.fileno())
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_sigterm_stops_a_command_as_ctrl_c_does(monkeypatch, capsys):
+    import os
+    import signal
+    import time
+
+    import mstt.commands.plugins
+
+    def terminated(args):
+        os.kill(os.getpid(), signal.SIGTERM)  # what a job scheduler or `docker stop` sends
+        time.sleep(30)
+        raise AssertionError("SIGTERM did not stop the command")
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(mstt.commands.plugins, "run", terminated)
+    assert main(["plugins"]) == 130
+    assert capsys.readouterr().err == "mstt: interrupted\n"
+    assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler is back

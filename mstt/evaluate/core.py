@@ -253,8 +253,9 @@ class _Evaluator:
     def score_transcription(self, est: Estimates, items: list[dict[str, Any]], drums: set[str]) -> None:
         """Sigmoid rolls -> notes per source -> transcription scores against each item's notes."""
         roll = est.roll.detach().cpu()  # (B, S, 88, T)
+        extra = {name: value.detach().cpu() for name, value in est.extra.items()}  # once a batch, not per item
         for b, item in enumerate(items):
-            outputs = {name: value[b].detach().cpu() for name, value in est.extra.items()}
+            outputs = {name: value[b] for name, value in extra.items()}
             estimated = notes_from_outputs(roll[b], outputs, self.frame_rate, self.decoding, self.decoder)
             references = item.get("notes")
             if references is None:

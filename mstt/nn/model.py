@@ -25,15 +25,20 @@ class HeadSpec:
     train_frames: float = 1.0  # fraction of frames the loss sees per training step (frame_local heads)
 
 
+def frames_kept(frames: int, fraction: float) -> int:
+    """How many of ``frames`` a head trained on ``fraction`` of them sees (at least one)."""
+    return max(1, round(fraction * frames))
+
+
 def random_frames(frames: int, fraction: float, device: torch.device) -> torch.Tensor:
-    """A sorted random subset of ``round(fraction * frames)`` frame indices (at least one)."""
-    keep = max(1, round(fraction * frames))
+    """A sorted random subset of :func:`frames_kept` frame indices."""
+    keep = frames_kept(frames, fraction)
     return torch.randperm(frames, device=device)[:keep].sort().values
 
 
 def spaced_frames(frames: int, fraction: float, device: torch.device) -> torch.Tensor:
     """As many frame indices as :func:`random_frames` gives, evenly spaced: the same every call."""
-    keep = max(1, round(fraction * frames))
+    keep = frames_kept(frames, fraction)
     return torch.linspace(0, frames - 1, keep, device=device).round().long()
 
 

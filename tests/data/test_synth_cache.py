@@ -224,3 +224,12 @@ def test_a_track_another_writer_finished_first_is_kept(tmp_path):
         (folder / "mix.flac").write_text(folder.name)
     _rename_into_place(ours, final)  # a worker of a killed render finished the same track first
     assert (final / "mix.flac").read_text() == "Track00001" and not ours.exists()
+
+
+def test_importing_mstt_under_ci_prints_nothing_on_stdout():
+    """pyfluidsynth prints where it found its library when $CI is set; mstt keeps that off stdout."""
+    env = {**os.environ, "CI": "true"}
+    code = "import mstt.data.synth, pretty_midi"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout == ""

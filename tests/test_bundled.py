@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,3 +201,16 @@ def test_bundle_name_and_file_are_checked_before_exporting(tmp_path, capsys):
     assert "a bundled model's file ends in .pt" in one_error_line(capsys)
     assert main(["export", "ck.pt", str(tmp_path / "x.pt"), "--description", "words"]) == 2
     assert "--description goes with --bundle NAME" in one_error_line(capsys)
+
+
+def test_the_models_in_the_package_match_their_manifest():
+    """Every model mstt ships: its file is there, its checksum and size are the recorded ones, it fits a wheel."""
+    folder = Path(mstt.__file__).parent / "models"
+    manifest = read_manifest(folder)
+    assert "default" in manifest
+    for name, entry in manifest.items():
+        path = folder / entry["file"]
+        assert path.is_file(), f"{name}: {path} missing"
+        assert (entry["sha256"], entry["bytes"]) == (file_sha256(path), path.stat().st_size), name
+        assert entry["bytes"] <= 30e6, f"{name}: {entry['bytes']} bytes, over the 30 MB a bundled model may take"
+        assert entry["half"], f"{name}: bundled models are half-precision exports"

@@ -96,3 +96,17 @@ def no_bundled(tmp_path, monkeypatch) -> Path:
     monkeypatch.setattr(mstt.models, "FOLDER", folder)
     reset_registry()
     return folder
+
+
+@pytest.fixture
+def full_disk_on_write_text(monkeypatch):
+    """``Path.write_text`` writes a few characters, then fails as on a full disk (ENOSPC)."""
+    import errno
+
+    real = Path.write_text
+
+    def full(self, text, *args, **kwargs):
+        real(self, text[:5])  # part of it, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)

@@ -52,7 +52,7 @@ def test_the_next_run_on_a_folder_removes_a_killed_checkpoint_write(tmp_path):
         assert not stale.exists()
 
 
-def test_a_full_disk_keeps_the_previous_metrics_and_names_the_file(tmp_path, monkeypatch):
+def test_a_full_disk_keeps_the_previous_metrics_and_names_the_file(tmp_path, monkeypatch, request):
     import errno
     import json
 
@@ -62,13 +62,7 @@ def test_a_full_disk_keeps_the_previous_metrics_and_names_the_file(tmp_path, mon
     from mstt.evaluate import write_metrics
 
     path = write_metrics(tmp_path / "metrics.json", {"n_examples": 1})
-    real = Path.write_text
-
-    def full(self, text, *args, **kwargs):
-        real(self, text[:5])  # part of it, then the disk is full
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(Path, "write_text", full)
+    request.getfixturevalue("full_disk_on_write_text")  # from here on the disk is full
     with pytest.raises(MsttError, match=rf"^no space left on device writing {path}; free space or choose another --out$"):
         write_metrics(path, {"n_examples": 2})
     monkeypatch.setattr(Path, "write_text", lambda *a, **k: (_ for _ in ()).throw(PermissionError(errno.EACCES, "no")))

@@ -62,20 +62,14 @@ def test_a_full_disk_while_logging_is_one_line_naming_the_csv(tmp_path, monkeypa
     assert [r["step"] for r in _rows(path)] == ["10"]
 
 
-def test_a_full_disk_when_the_log_is_rewritten_on_resume_keeps_the_old_log(tmp_path, monkeypatch):
+def test_a_full_disk_when_the_log_is_rewritten_on_resume_keeps_the_old_log(tmp_path, request):
     path = tmp_path / "logs" / "validation.csv"
     log = CsvLog(path, COLUMNS, None)
     for step in (10, 20):
         log.write({"step": step, "time": 1.0, "lr": 0.1, "loss": 2.0})
     log.close()
     before = path.read_bytes()
-    real = Path.write_text
-
-    def full(self, text, *args, **kwargs):
-        real(self, text[:7])  # part of it, then the disk is full
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(Path, "write_text", full)
+    request.getfixturevalue("full_disk_on_write_text")  # from here on the disk is full
     with pytest.raises(MsttError, match=rf"^no space left on device writing {path}; free space or choose another --out$"):
         CsvLog(path, COLUMNS, 10)
     assert path.read_bytes() == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from mstt.errors import MsttError
 from mstt.fileio import check_out_dir
@@ -65,32 +66,55 @@ def run_folder(checkpoint: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the checkpoint, rebuild its model from its recipe, evaluate, write metrics.json."""
-    from mstt.bundled import resolve_model
-    from mstt.checkpoints import model_from_checkpoint
-    from mstt.devices import resolve_device
-    from mstt.experiment import build_adapter, evaluate_checkpoint, summary_lines
+    """Evaluate the checkpoint as the command line asks; print the summary."""
+    from mstt.experiment import summary_lines
 
-    if args.out is not None:
-        check_out_dir(args.out)  # before the slow part, not after it
-    checkpoint, name = resolve_model(args.checkpoint)
-    model, config, _ = model_from_checkpoint(checkpoint)
-    config.eval.split = args.split
-    if args.max_examples is not None:
-        if args.max_examples < 1:
-            raise MsttError(f"--max-examples {args.max_examples}: need at least 1")
-        config.eval.max_examples = args.max_examples
-    if args.bss_eval:
-        config.eval.bss_eval = True
-    device = resolve_device(args.device)
-    kind, root = parse_data(args.data, config.data.kind, config.data.root)
-    adapter = build_adapter(config, kind, root, parse_data_options(args.data_option))
-    # A bundled model lives in the installed package: its evaluation goes to the working folder instead.
-    run_dir = run_folder(checkpoint) if name is None else Path(".")
-    out = check_out_dir(args.out or run_dir / (f"eval-{kind}-{args.split}" if name is None else f"eval-{name}-{kind}-{args.split}"))
-    logs = {"train": run_dir / "logs" / "train.csv", "validation": run_dir / "logs" / "validation.csv"}
-    metrics = evaluate_checkpoint(config, model, checkpoint, adapter, out, logs, device, strict=args.strict)
+    metrics, out = evaluate(
+        args.checkpoint, data=args.data, data_options=args.data_option, split=args.split, max_examples=args.max_examples,
+        bss_eval=args.bss_eval, device=args.device, strict=args.strict, out=args.out,
+    )
     for line in summary_lines(metrics):
         print(line)
     print(f"wrote {out / 'metrics.json'} and {out / 'report.md'}")
     return 0
+
+
+def evaluate(
+    checkpoint: str | Path,
+    *,
+    data: str | None = None,
+    data_options: list[str] | None = None,
+    split: str = "test",
+    max_examples: int | None = None,
+    bss_eval: bool = False,
+    device: str = "auto",
+    strict: bool = False,
+    out: Path | None = None,
+    progress: bool = True,
+) -> tuple[dict[str, Any], Path]:
+    """What ``mstt eval`` does, callable in-process (benchmarks/ablation.py's extra sets): -> (metrics, output folder)."""
+    from mstt.bundled import resolve_model
+    from mstt.checkpoints import model_from_checkpoint
+    from mstt.devices import resolve_device
+    from mstt.experiment import build_adapter, evaluate_checkpoint
+
+    if out is not None:
+        check_out_dir(out)  # before the slow part, not after it
+    path, name = resolve_model(str(checkpoint))
+    model, config, _ = model_from_checkpoint(path)
+    config.eval.split = split
+    if max_examples is not None:
+        if max_examples < 1:
+            raise MsttError(f"--max-examples {max_examples}: need at least 1")
+        config.eval.max_examples = max_examples
+    if bss_eval:
+        config.eval.bss_eval = True
+    where = resolve_device(device)
+    kind, root = parse_data(data, config.data.kind, config.data.root)
+    adapter = build_adapter(config, kind, root, parse_data_options(list(data_options or [])))
+    # A bundled model lives in the installed package: its evaluation goes to the working folder instead.
+    run_dir = run_folder(path) if name is None else Path(".")
+    out = check_out_dir(out or run_dir / (f"eval-{kind}-{split}" if name is None else f"eval-{name}-{kind}-{split}"))
+    logs = {"train": run_dir / "logs" / "train.csv", "validation": run_dir / "logs" / "validation.csv"}
+    metrics = evaluate_checkpoint(config, model, path, adapter, out, logs, where, progress, strict)
+    return metrics, out

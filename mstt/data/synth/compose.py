@@ -59,7 +59,7 @@ def compose(sources: Sequence[str], seconds: float, seed: int, index: int, extra
     """Compose track `index` of the set drawn with `seed`: same arguments, same notes.
 
     ``extra`` > 0 adds 0..extra parts after the sources, each with a random program of
-    :data:`EXTRA_PROGRAMS`, named by its class ("other" for none), as Slakh2100 songs hold several
+    :data:`EXTRA_PROGRAMS`, named by its class (:data:`OTHER` for none), as Slakh2100 songs hold several
     guitars next to an organ; the sources' parts do not change with it (each has its own stream).
     """
     song = make_song(_rng(seed, index, "song"), seconds)
@@ -78,7 +78,8 @@ def compose(sources: Sequence[str], seconds: float, seed: int, index: int, extra
         for k in range(count):
             rng = _rng(seed, index, f"extra{k}")
             program = int(EXTRA_PROGRAMS[int(rng.integers(len(EXTRA_PROGRAMS)))])
-            name = class_of(program, False) or OTHER
-            instruments.append((other_part if name == OTHER else PART_WRITERS[name])(song, rng, program))
-            names.append(name)
+            owner = class_of(program, False)  # None: no class claims it, so it is the catch-all source's
+            write = other_part if owner is None else PART_WRITERS[owner]
+            instruments.append(write(song, rng, program))
+            names.append(owner or OTHER)  # the name metadata.yaml records
     return Arrangement(song, names, instruments)

@@ -15,7 +15,7 @@ import pretty_midi
 import soundfile as sf
 import yaml
 
-from mstt.data.classes import OTHER
+from mstt.data.classes import source_class
 from mstt.data.synth.compose import Arrangement
 from mstt.data.synth.render import NORMALIZATION_DB, TARGET_PEAK_DB, Mix
 
@@ -56,6 +56,14 @@ def track_uuid(*parts: object) -> str:
     return uuid.UUID(bytes=digest[:16]).hex
 
 
+def inst_class(source: str, inst: pretty_midi.Instrument) -> str:
+    """Slakh's ``inst_class`` of a stem: its class's, or for a stem of the catch-all source (which owns
+    instruments of many families) pretty_midi's family of its program."""
+    if source_class(source).catch_all:
+        return pretty_midi.program_to_instrument_class(inst.program)
+    return INST_CLASS[source]
+
+
 def metadata(arrangement: Arrangement, mix: Mix, soundfonts: list[Path], track_id: str) -> dict:
     """metadata.yaml contents with Slakh's keys; stems S00.. in the arrangement's source order, each
     naming the soundfont that rendered it as its ``plugin_name``."""
@@ -63,7 +71,7 @@ def metadata(arrangement: Arrangement, mix: Mix, soundfonts: list[Path], track_i
     for i, (name, inst, soundfont) in enumerate(zip(arrangement.sources, arrangement.instruments, soundfonts)):
         stems[f"S{i:02d}"] = {
             "audio_rendered": True,
-            "inst_class": pretty_midi.program_to_instrument_class(inst.program) if name == OTHER else INST_CLASS[name],
+            "inst_class": inst_class(name, inst),
             "integrated_loudness": round(float(mix.loudness[i]), 3),
             "is_drum": bool(inst.is_drum),
             "midi_program_name": "Drums" if inst.is_drum else pretty_midi.program_to_instrument_name(inst.program),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pretty_midi
 
+from mstt.data.classes import OTHER
 from mstt.data.synth.harmony import Chord, Part, Song, fold, nearest_pc, program_range, voice
 
 # Melody rhythms for one bar: (onset beat, length in beats).
@@ -274,7 +275,7 @@ def other_part(song: Song, rng: np.random.Generator, program: int) -> pretty_mid
     family = pretty_midi.program_to_instrument_class(program)
     if family in _LEAD_RANGES:
         lo, hi = _LEAD_RANGES[family]
-        part = Part(pretty_midi.Instrument(program=program, name="other"), rng, song, lo, hi)
+        part = Part(pretty_midi.Instrument(program=program, name=OTHER), rng, song, lo, hi)
         labels = sorted({s.label for s in song.sections})
         on = {lab: bool(rng.random() < 0.7) for lab in labels}
         if not any(on.values()):  # a lead that never plays would be a silent stem
@@ -285,5 +286,5 @@ def other_part(song: Song, rng: np.random.Generator, program: int) -> pretty_mid
         inst = piano_part(song, rng, program)
     else:  # organ and synth pads: sustained voicings, as a string pad
         inst = strings_part(song, rng, program)
-    inst.name = "other"
+    inst.name = OTHER
     return inst

@@ -300,6 +300,29 @@ class _Evaluator:
             example.ref_roll = torch.as_tensor(item["roll"])[..., :frames].float().numpy()
         return example
 
+    def result(self, checkpoint: str | Path | None, n_examples: int) -> EvaluationResult:
+        """The finished run as ``metrics.json``'s content, the kept report examples and the notes
+        (what the score book left out, and the rows a metric failed on)."""
+        config = self.config
+        metrics: dict[str, Any] = {
+            "recipe": str(config.name),
+            "checkpoint": str(checkpoint) if checkpoint is not None else None,
+            "split": str(config.eval.split),
+            "n_examples": n_examples,
+        }
+        separation = self.book.separation_block()
+        if separation is not None:
+            metrics["separation"] = separation
+        transcription = self.book.transcription_block()
+        if transcription is not None:
+            metrics["transcription"] = transcription
+        notes = self.book.notes() + [
+            f"{name}: {count} (example, source) pairs could not be scored (the metric failed on them); left out"
+            for name, count in self.failed.items()
+            if count
+        ]
+        return EvaluationResult(metrics, self.examples, notes)
+
 
 def default_device() -> torch.device:
     """CUDA when a GPU is visible, else the CPU."""
@@ -350,22 +373,5 @@ def run_evaluation(
                 bar.update(len(items))
     finally:
         model.train(was_training)
-    metrics: dict[str, Any] = {
-        "recipe": str(config.name),
-        "checkpoint": str(checkpoint) if checkpoint is not None else None,
-        "split": str(config.eval.split),
-        "n_examples": len(indices),
-    }
-    separation = evaluator.book.separation_block()
-    if separation is not None:
-        metrics["separation"] = separation
-    transcription = evaluator.book.transcription_block()
-    if transcription is not None:
-        metrics["transcription"] = transcription
-    notes = evaluator.book.notes() + [
-        f"{name}: {count} (example, source) pairs could not be scored (the metric failed on them); left out"
-        for name, count in evaluator.failed.items()
-        if count
-    ]
-    return EvaluationResult(metrics, evaluator.examples, notes)
+    return evaluator.result(checkpoint, len(indices))
 

@@ -184,6 +184,24 @@ def make_track(job: tuple) -> float:
     return n_samples / sample_rate
 
 
+def _make_tracks(pending: list[tuple], jobs: int, progress: bool) -> float:
+    """Run :func:`make_track` on every job, in this process (``jobs`` 1) or on ``jobs`` worker
+    processes, with a progress bar; returns the seconds of audio rendered."""
+    rendered = 0.0
+    # disable=None: the bar shows on a terminal and stays out of logs and captured output.
+    with tqdm(total=len(pending), unit="track", desc="synth", disable=None if progress else True) as bar:
+        if jobs == 1:
+            for job in pending:
+                rendered += make_track(job)
+                bar.update()
+        else:
+            # spawn: workers start clean, whatever threads (torch, BLAS) the parent already runs
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                for future in as_completed([pool.submit(make_track, job) for job in pending]):
+                    rendered += future.result()
+                    bar.update()
+    return rendered
+
 def synthesize(out: str | os.PathLike, sources: str | Sequence[str], tracks: int, seconds: float = 30.0,
                seed: int = 0, sample_rate: int = 16000,
                soundfont: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
@@ -222,20 +240,8 @@ def synthesize(out: str | os.PathLike, sources: str | Sequence[str], tracks: int
                 str(scratch), int(extra_instruments)) for index, split, name in plan if not (out / split / name).is_dir()]
     jobs = max(1, min(jobs or os.cpu_count() or 1, max(len(pending), 1)))
     start = time.perf_counter()
-    rendered = 0.0
     try:
-        # disable=None: the bar shows on a terminal and stays out of logs and captured output.
-        with tqdm(total=len(pending), unit="track", desc="synth", disable=None if progress else True) as bar:
-            if jobs == 1:
-                for job in pending:
-                    rendered += make_track(job)
-                    bar.update()
-            else:
-                # spawn: workers start clean, whatever threads (torch, BLAS) the parent already runs
-                with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-                    for future in as_completed([pool.submit(make_track, job) for job in pending]):
-                        rendered += future.result()
-                        bar.update()
+        rendered = _make_tracks(pending, jobs, progress)
     finally:
         try:
             scratch.rmdir()

@@ -1,7 +1,8 @@
 """The paper's ablation grid over seeds: the set-1 table, the per-instrument table of sets 2-4, the claim.
 
     .venv/bin/python benchmarks/ablation.py --out DIR [--seeds 0 1 2] [--overlay recipes/quick.yaml]
-        [--grid set1|sets|all] [--models chimera tr cerberus] [key=value ...]
+        [--grid set1|sets|all|set4|claim] [--models chimera tr cerberus] [--extra-data NAME=KIND:PATH ...]
+        [--extra-max-examples 60] [key=value ...]
 
 Every run (recipe x seed, ``trainer.seed=K``; the data stays the same) trains and evaluates through
 :func:`mstt.experiment.run_experiment` in ``DIR/<recipe>/seed<K>/``. Runs of one set and one seed
@@ -9,43 +10,60 @@ must agree on data and budget (:func:`mstt.bench.check_comparable`); a folder ho
 recipe's run is refused before anything trains. A finished run is only re-read, so running the same
 command again resumes. ``DIR/ablation.md`` and ``DIR/ablation.json`` are rewritten after every
 finished run: an interrupted grid keeps what it finished. Cells are "mean ± sample std over seeds".
+
+``--extra-data pop=slakh:/tmp/pop_slakh`` (repeatable): each finished run's best checkpoint is also
+evaluated on that folder's test split by ``mstt eval``'s own code (:func:`mstt.commands.eval.evaluate`,
+with ``require_all_sources=false`` where the adapter has that option: such sets hold songs without
+some of the model's sources), at most ``--extra-max-examples`` windows, into
+``DIR/<recipe>/seed<K>/eval-extra-<NAME>/``; the metrics go to the run's record under ``extra.<NAME>``.
+Runs re-read later are evaluated when their record lacks that set (or holds it for another folder
+or window count). A missing folder, or one without test tracks for a set's sources, is refused
+before anything trains. Each record also keeps the rows of the run's ``logs/validation.csv``
+(step and every loss column): ablation.md compares Chimera's and Cerberus's validation ``loss/mi``
+step by step, and on set 4 Cerberus with and without the onset head (``plugins/mstt-onset-head``).
+The tables and their numbers are in ``ablation_tables.py`` and ``ablation_numbers.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import dataclasses
 import json
-import statistics
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 from omegaconf import OmegaConf
 
-from mstt.bench import BenchItem, check_comparable, device_name, finished_run
-from mstt.errors import MsttError
-from mstt.fileio import write_text_atomic
-from mstt.recipe import load_recipe
-from mstt.runlock import folder_lock
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # ablation_tables, ablation_numbers beside this file
+
+from ablation_numbers import MODELS, cell, claims, onset_head_effect, spread  # noqa: E402
+from ablation_tables import write_outputs  # noqa: E402
+
+from mstt.bench import BenchItem, check_comparable, device_name, finished_run  # noqa: E402
+from mstt.errors import MsttError  # noqa: E402
+from mstt.fileio import write_text_atomic  # noqa: E402
+from mstt.recipe import load_recipe  # noqa: E402
+from mstt.runlock import folder_lock  # noqa: E402
+
+__all__ = ["MODELS", "cell", "claims", "main", "onset_head_effect", "spread"]  # the numbers' helpers, as tests and callers knew them here
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 RECORD = "ablation_run.json"  # a finished run's numbers, kept in its folder for resuming
-MODELS = {  # recipe prefix -> the paper's row name, in the paper's order
-    "dc": "Deep clustering",
-    "mi": "Mask inference",
-    "tr": "Transcription only",
-    "chimera": "Chimera",
-    "dc_tr": "DC + TR",
-    "mi_tr": "MI + TR",
-    "cerberus": "Cerberus",
+SET1 = ["dc", "mi", "tr", "chimera", "dc_tr", "mi_tr", "cerberus"]  # the paper's seven rows
+GRIDS = {
+    "set1": {1: SET1},
+    "sets": {s: ["chimera", "tr", "cerberus"] for s in (2, 3, 4)},
+    "set4": {4: ["chimera", "tr", "cerberus", "cerberus_onsets"]},  # with the onset-head plugin's recipe
 }
-GRIDS = {"set1": {1: list(MODELS)}, "sets": {s: ["chimera", "tr", "cerberus"] for s in (2, 3, 4)}}
 GRIDS["all"] = {**GRIDS["set1"], **GRIDS["sets"]}
-SEPARATION = {"SI-SDRi": "si_sdri", "SDR": "sdr", "SIR": "sir", "SAR": "sar"}
-TRANSCRIPTION = {"frame F1": "frame", "onset F1": "onset", "on/off F1": "onset_offset"}
-TOLERANCE_DB = 0.2  # Cerberus keeps Chimera's separation when its mean SI-SDRi is at most this much lower
+GRIDS["claim"] = {**GRIDS["set1"], **GRIDS["set4"]}  # issue 16: the claim at more steps, and the onset head
+EXTRA_SPLIT = "test"
+EXTRA_NAME = re.compile(r"[A-Za-z0-9_-]+")  # it names a folder: eval-extra-<NAME>
 
 
 @dataclass
@@ -57,6 +75,27 @@ class Run:
     seed: int
     item: BenchItem
     folder: Path
+
+
+@dataclass
+class Extra:
+    """An --extra-data test set: its name, dataset kind and folder, the data options and window cap it is evaluated with."""
+
+    text: str  # as given, for messages
+    name: str
+    kind: str
+    root: str
+    max_examples: int
+    options: list[str] = dataclasses.field(default_factory=list)
+
+    def matches(self, saved: dict[str, Any] | None) -> bool:
+        """Whether a record's ``extra.<name>`` entry was evaluated on this folder with these settings."""
+        return saved is not None and all(saved.get(k) == v for k, v in self.settings().items())
+
+    def settings(self) -> dict[str, Any]:
+        """What an evaluation on this set depends on, as stored with its metrics."""
+        return {"kind": self.kind, "root": self.root, "split": EXTRA_SPLIT, "max_examples": self.max_examples,
+                "options": self.options}
 
 
 # ------------------------------------------------------------------ the grid
@@ -125,18 +164,41 @@ def make_record(run: Run) -> dict[str, Any]:
         "steps": int(last["step"]), "train_seconds": float(last["elapsed"]),
         "device": device_name(resolve_device(str(run.item.config.trainer.device))),
         "data": data_size(run),
+        "validation": validation_rows(run.folder / "logs" / "validation.csv"),
     }
 
 
-def run_grid(runs: list[Run], out: Path, progress: bool = True) -> int:
+def validation_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a run's validation.csv as ``{"step", "loss", "loss/<head>"...}`` (the last row of a repeated step wins)."""
+    if not path.is_file():
+        return []
+    rows: dict[int, dict[str, Any]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                step = int(float(row["step"]))
+            except (KeyError, TypeError, ValueError):
+                continue  # a row cut short by a kill: no step to place it at
+            rows[step] = {"step": step, **{k: _number(v) for k, v in row.items() if k and k.startswith("loss")}}
+    return [rows[k] for k in sorted(rows)]
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def run_grid(runs: list[Run], out: Path, progress: bool = True, extras: list[Extra] | None = None) -> int:
     """Train (or re-read) every run, rewriting the tables after each; 0, or the first failing run's status."""
-
     check_run_folders(runs)
+    check_extras(extras or [], runs)
     with folder_lock(out, "benchmarks/ablation.py", tmp_depth=2):  # DIR/<recipe>/seed<K>/ record files
-        return _grid(runs, out, progress)
+        return _grid(runs, out, progress, extras or [])
 
 
-def _grid(runs: list[Run], out: Path, progress: bool) -> int:
+def _grid(runs: list[Run], out: Path, progress: bool, extras: list[Extra]) -> int:
     """The body of :func:`run_grid`, run while ``out`` is locked."""
     from mstt.experiment import run_experiment
 
@@ -154,232 +216,84 @@ def _grid(runs: list[Run], out: Path, progress: bool) -> int:
                           f"{len(records)} finished runs kept in {out / 'ablation.json'}")
                     return status
             write_text_atomic(record_path, json.dumps(make_record(run), indent=2) + "\n")
-        records.append(json.loads(record_path.read_text()))
+        records.append(complete_record(run, json.loads(record_path.read_text()), extras, progress))
         write_outputs(out, records, runs)
     print(f"wrote {out / 'ablation.md'} and {out / 'ablation.json'}")
     return 0
 
 
-# ------------------------------------------------------------------ numbers
+# ------------------------------------------------------------------ extra test sets and records made before them
 
 
-def _mean_over(values: list[Any]) -> float | None:
-    kept = [float(v) for v in values if isinstance(v, (int, float))]
-    return sum(kept) / len(kept) if kept else None
+def complete_record(run: Run, record: dict[str, Any], extras: list[Extra], progress: bool) -> dict[str, Any]:
+    """Add to a run's record what it lacks: its validation rows, its metrics on each extra set; saved after each."""
+    record_path = run.folder / RECORD
+    if "validation" not in record:  # a record written before the curves were kept
+        record["validation"] = validation_rows(run.folder / "logs" / "validation.csv")
+        write_text_atomic(record_path, json.dumps(record, indent=2) + "\n")
+    for extra in extras:
+        if not extra.matches((record.get("extra") or {}).get(extra.name)):
+            record.setdefault("extra", {})[extra.name] = evaluate_extra(run, extra, progress)
+            write_text_atomic(record_path, json.dumps(record, indent=2) + "\n")
+    return record
 
 
-def separation_value(record: dict[str, Any], key: str, source: str = "mean") -> float | None:
-    """A separation metric of one source, or of the mean (the sources' average when the mean block lacks it)."""
-    block = record.get("separation") or {}
-    if source != "mean" or key in (block.get("mean") or {}):
-        return (block.get(source) or {}).get(key)
-    return _mean_over([v.get(key) for s, v in block.items() if s != "mean"])
+def evaluate_extra(run: Run, extra: Extra, progress: bool) -> dict[str, Any]:
+    """Evaluate the run's best checkpoint (last.pt without one) on an extra set, as ``mstt eval`` does."""
+    from mstt.commands.eval import evaluate
+
+    checkpoint = run.folder / "checkpoints" / "best.pt"
+    if not checkpoint.is_file():
+        checkpoint = checkpoint.with_name("last.pt")
+    print(f"ablation: {run.item.name} seed {run.seed}: evaluating {checkpoint.name} on {extra.name} "
+          f"({extra.kind}:{extra.root}, at most {extra.max_examples} windows)")
+    metrics, _ = evaluate(
+        checkpoint, data=f"{extra.kind}:{extra.root}", data_options=extra.options, split=EXTRA_SPLIT,
+        max_examples=extra.max_examples, device=str(run.item.config.trainer.device),
+        out=run.folder / f"eval-extra-{extra.name}", progress=progress,
+    )
+    return {**extra.settings(), "checkpoint": checkpoint.name, "n_examples": metrics.get("n_examples"),
+            "skipped": len(metrics.get("skipped") or []),
+            "separation": metrics.get("separation"), "transcription": metrics.get("transcription")}
 
 
-def transcription_value(record: dict[str, Any], level: str, source: str = "mean") -> float | None:
-    """An F1 of one source, or of the mean (the sources' average when the mean block lacks it)."""
-    block = record.get("transcription") or {}
-    if source != "mean" or level in (block.get("mean") or {}):
-        return ((block.get(source) or {}).get(level) or {}).get("f1")
-    return _mean_over([(v.get(level) or {}).get("f1") for s, v in block.items() if s != "mean"])
+def parse_extra(text: str, max_examples: int) -> Extra:
+    """``NAME=KIND:PATH`` -> :class:`Extra` (the path made absolute); a malformed one is a one-line MsttError."""
+    name, eq, spec = text.partition("=")
+    kind, colon, root = spec.partition(":")
+    if not (eq and colon and name and kind and root):
+        raise MsttError(f"--extra-data {text}: write NAME=KIND:PATH, e.g. --extra-data pop=slakh:/tmp/pop_slakh")
+    if not EXTRA_NAME.fullmatch(name):
+        raise MsttError(f"--extra-data {text}: the name '{name}' names a folder; use letters, digits, '_' and '-' only")
+    return Extra(text, name, kind, str(Path(root).expanduser().resolve()), max_examples)
 
 
-def spread(values: list[float | None]) -> dict[str, Any] | None:
-    """``{mean, std, n}`` over the seeds that have the value (std: sample std, None for one seed)."""
-    kept = [float(v) for v in values if v is not None]
-    if not kept:
-        return None
-    return {"mean": statistics.fmean(kept), "std": statistics.stdev(kept) if len(kept) > 1 else None, "n": len(kept)}
+def check_extras(extras: list[Extra], runs: list[Run]) -> None:
+    """Refuse, before anything trains, a repeated name, a missing folder, or a set without test tracks for a set's sources."""
+    from mstt.commands.eval import parse_data_options
+    from mstt.experiment import build_adapter
+    from mstt.plugins import get_registry
 
-
-def cell(stat: dict[str, Any] | None, digits: int) -> str:
-    """"mean ± std" (just the mean for one seed); "" when no run has the value."""
-    if stat is None:
-        return ""
-    mean = f"{stat['mean']:.{digits}f}"
-    return mean if stat["std"] is None else f"{mean} ± {stat['std']:.{digits}f}"
-
-
-def _stat(records: list[dict[str, Any]], get: Callable[[dict[str, Any]], float | None]) -> dict[str, Any] | None:
-    return spread([get(r) for r in records])
-
-
-def _value_of(column: str) -> Callable[[dict[str, Any], str], float | None]:
-    if column in SEPARATION:
-        return lambda r, source: separation_value(r, SEPARATION[column], source)
-    return lambda r, source: transcription_value(r, TRANSCRIPTION[column], source)
-
-
-def set1_rows(records: list[dict[str, Any]], models: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
-    """The set-1 columns (SIR/SAR only when some run has them) and one row per model, averaged over sources."""
-    mine = [r for r in records if r["set"] == 1]
-    columns = [c for c in (*SEPARATION, *TRANSCRIPTION)
-               if c not in ("SIR", "SAR") or any(separation_value(r, SEPARATION[c]) is not None for r in mine)]
-    rows = []
-    for model in models:
-        runs = [r for r in mine if r["model"] == model]
-        stats = {c: _stat(runs, lambda r, c=c: _value_of(c)(r, "mean")) for c in columns}
-        rows.append({"model": model, "name": MODELS[model], "seeds": len(runs), "metrics": stats})
-    return columns, rows
-
-
-def per_instrument_rows(records: list[dict[str, Any]], grid: dict[int, list[str]]) -> list[dict[str, Any]]:
-    """Sets 2-4: per (set, model) row, per source SI-SDRi / onset F1 / on-off F1."""
-    rows = []
-    for set_id, models in grid.items():
-        if set_id == 1:
-            continue
-        for model in models:
-            runs = [r for r in records if r["set"] == set_id and r["model"] == model]
-            sources = runs[0]["sources"] if runs else []
-            per = {s: {c: _stat(runs, lambda r, c=c, s=s: _value_of(c)(r, s)) for c in ("SI-SDRi", "onset F1", "on/off F1")}
-                   for s in sources}
-            rows.append({"set": set_id, "model": model, "name": MODELS[model], "seeds": len(runs), "sources": per})
-    return rows
-
-
-def claims(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per set: does Cerberus keep Chimera's SI-SDRi (within 0.2 dB) and beat transcription-only on onset F1?"""
-    out = []
-    for set_id in sorted({r["set"] for r in records}):
-        def stat(model: str, get: Callable[[dict[str, Any]], float | None], set_id: int = set_id) -> dict[str, Any] | None:
-            return _stat([r for r in records if r["set"] == set_id and r["model"] == model], get)
-
-        sdr = {m: stat(m, lambda r: separation_value(r, "si_sdri")) for m in ("cerberus", "chimera")}
-        f1 = {m: stat(m, lambda r: transcription_value(r, "onset")) for m in ("cerberus", "tr")}
-        lines, result = [], {"set": set_id}
-        if sdr["cerberus"] and sdr["chimera"]:
-            diff = sdr["cerberus"]["mean"] - sdr["chimera"]["mean"]
-            holds = diff >= -TOLERANCE_DB
-            result["separation"] = {"holds": holds, "difference_db": diff}
-            lines.append(
-                f"Set {set_id}: Cerberus {'keeps' if holds else 'does NOT keep'} Chimera's separation: mean SI-SDRi "
-                f"{cell(sdr['cerberus'], 2)} dB vs Chimera {cell(sdr['chimera'], 2)} dB (difference {diff:+.2f} dB; "
-                f"the claim allows down to -{TOLERANCE_DB:.1f} dB){_noise(diff, sdr['cerberus'], sdr['chimera'])}."
-            )
-        if f1["cerberus"] and f1["tr"]:
-            diff = f1["cerberus"]["mean"] - f1["tr"]["mean"]
-            holds = diff > 0
-            result["transcription"] = {"holds": holds, "difference": diff}
-            lines.append(
-                f"Set {set_id}: Cerberus {'beats' if holds else 'does NOT beat'} transcription-only on mean onset F1: "
-                f"{cell(f1['cerberus'], 3)} vs {cell(f1['tr'], 3)} (difference {diff:+.3f}){_noise(diff, f1['cerberus'], f1['tr'])}."
-            )
-        if lines:
-            parts = [result[k]["holds"] for k in ("separation", "transcription") if k in result]
-            result["holds"] = False if False in parts else (True if len(parts) == 2 else None)
-            result["text"] = lines
-            out.append(result)
-    return out
-
-
-# ------------------------------------------------------------------ outputs
-
-
-def duration(seconds: float) -> str:
-    """Seconds as "42 s", "12.5 min" or "3.20 h"."""
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
-
-
-def _noise(diff: float, *stats: dict[str, Any]) -> str:
-    """A warning when a difference is smaller than the spread over seeds."""
-    stds = [s["std"] for s in stats if s["std"] is not None]
-    return f" — smaller than the spread over seeds ({max(stds):.3g}), so not a clear difference" if stds and abs(diff) < max(stds) else ""
-
-
-def machine(records: list[dict[str, Any]]) -> str:
-    """The devices the runs trained on (CPU model with threads, or GPU name)."""
-    return "; ".join(sorted({r["device"] for r in records})) or "–"
-
-
-def data_line(records: list[dict[str, Any]], set_id: int) -> str:
-    """The data of one set: kind, sources, tracks and hours per split."""
-    data = next((r["data"] for r in records if r["set"] == set_id), None)
-    if data is None:
-        return f"set {set_id}: no finished run"
-    splits = ", ".join(f"{s} {v['tracks']} tracks / {duration(v['hours'] * 3600)}" for s, v in data["splits"].items())
-    return f"set {set_id} ({' + '.join(data['sources'])}): {data['kind']}, {splits}"
-
-
-def grid_of(runs: list[Run]) -> dict[int, list[str]]:
-    """Set -> the models run on it, in grid order."""
-    grid: dict[int, list[str]] = {}
-    for run in runs:
-        grid.setdefault(run.set, [])
-        if run.model not in grid[run.set]:
-            grid[run.set].append(run.model)
-    return grid
-
-
-def markdown(records: list[dict[str, Any]], runs: list[Run]) -> str:
-    """ablation.md: setting, the set-1 table, the per-instrument table, the claim."""
-    grid = grid_of(runs)
-    seeds = sorted({run.seed for run in runs})
-    total = sum(r["train_seconds"] for r in records)
-    trainer = runs[0].item.config.trainer
-    lines = [
-        "# Ablation (Cerberus, ICASSP 2020)", "",
-        f"Machine: {machine(records)}. Seeds: {', '.join(map(str, seeds))} (`trainer.seed`; the data is the same for every seed). "
-        f"Finished runs: {len(records)} of {len(runs)}. Total training time: {duration(total)}. "
-        f"Budget per run: {trainer.max_steps} steps" + (f" or {trainer.max_minutes} min" if trainer.max_minutes is not None else "") + ".",
-        "", "Data: " + "; ".join(data_line(records, s) for s in grid) + ".", "",
-        "Cells: mean ± sample standard deviation over seeds (the mean alone for one seed); empty: the model has no such head "
-        "(or no finished run). SI-SDRi, SDR, SIR, SAR in dB; F1 from mir_eval.", "",
-    ]
-    if 1 in grid:
-        columns, rows = set1_rows(records, grid[1])
-        lines += ["## Set 1: piano + guitar, averaged over both instruments", "",
-                  "| model | " + " | ".join(columns) + " | seeds |", "| --- |" + " ---: |" * (len(columns) + 1)]
-        for row in rows:
-            digits = [2 if c in SEPARATION else 3 for c in columns]
-            lines.append(f"| {row['name']} | " + " | ".join(cell(row["metrics"][c], d) for c, d in zip(columns, digits))
-                         + f" | {row['seeds']} |")
-        lines.append("")
-    rows = per_instrument_rows(records, grid)
-    if rows:
-        sources = list(dict.fromkeys(s for run in runs if run.set != 1 for s in run.item.config.data.sources))
-        lines += ["## Sets 2-4, per instrument: SI-SDRi / onset F1 / on-off F1", "",
-                  "| set | model | " + " | ".join(sources) + " | seeds |", "| --- | --- |" + " ---: |" * (len(sources) + 1)]
-        for row in rows:
-            cells = []
-            for s in sources:
-                if s not in row["sources"]:
-                    cells.append("")
-                    continue
-                parts = [cell(row["sources"][s][c], 2 if c == "SI-SDRi" else 3) or "–" for c in ("SI-SDRi", "onset F1", "on/off F1")]
-                cells.append("" if parts == ["–"] * 3 else " / ".join(parts))
-            label = " + ".join(next(r.item.config.data.sources for r in runs if r.set == row["set"]))
-            lines.append(f"| {row['set']} ({label}) | {row['name']} | " + " | ".join(cells) + f" | {row['seeds']} |")
-        lines.append("")
-    found = claims(records)
-    lines += ["## The claim", "",
-              "Cerberus keeps Chimera's separation (mean SI-SDRi within 0.2 dB or better) "
-              "and beats transcription-only on mean onset F1.", ""]
-    for claim in found:
-        lines += [f"- {text}" for text in claim["text"]]
-    by = {v: [str(c["set"]) for c in found if c["holds"] is v] for v in (True, False, None)}
-    if found:
-        lines += ["", f"The claim holds on set(s) {', '.join(by[True]) or 'none'}"
-                  + (f"; it does not hold on set(s) {', '.join(by[False])}" if by[False] else "")
-                  + (f"; set(s) {', '.join(by[None])} lack a run needed to judge both parts" if by[None] else "") + "."]
-    else:
-        lines.append("Not measured yet: no set has finished runs of Cerberus with Chimera or transcription-only.")
-    return "\n".join(lines) + "\n"
-
-
-def write_outputs(out: Path, records: list[dict[str, Any]], runs: list[Run]) -> None:
-    """Write DIR/ablation.json and DIR/ablation.md (atomically) from the finished runs' records."""
-    grid = grid_of(runs)
-    columns, set1 = set1_rows(records, grid.get(1, []))
-    payload = {
-        "machine": machine(records), "seeds": sorted({run.seed for run in runs}),
-        "total_train_seconds": sum(r["train_seconds"] for r in records),
-        "data": {str(s): next((r["data"] for r in records if r["set"] == s), None) for s in grid},
-        "set1": {"columns": columns, "rows": set1} if 1 in grid else None,
-        "sets": per_instrument_rows(records, grid), "claims": claims(records), "runs": records,
-    }
-    write_text_atomic(out / "ablation.json", json.dumps(payload, indent=2) + "\n")
-    write_text_atomic(out / "ablation.md", markdown(records, runs))
+    names = [e.name for e in extras]
+    for extra in extras:
+        if names.count(extra.name) > 1:
+            raise MsttError(f"--extra-data {extra.text}: the name '{extra.name}' is given twice; give each set its own name")
+        if not Path(extra.root).is_dir():
+            raise MsttError(f"--extra-data {extra.text}: no folder {extra.root}; render it first "
+                            "(benchmarks/openmsx_slakh.py --out DIR) or fix the path")
+        try:
+            schema = get_registry().get("datasets", extra.kind, where=f"--extra-data {extra.text}").options
+            fields = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else set()
+            # Songs of another set lack some of the model's sources: score the ones they hold.
+            extra.options = ["require_all_sources=false"] if "require_all_sources" in fields else []
+            for set_id, run in {r.set: r for r in reversed(runs)}.items():  # each set's first run
+                adapter = build_adapter(run.item.config, extra.kind, extra.root, parse_data_options(extra.options))
+                if not adapter.tracks(EXTRA_SPLIT):
+                    raise MsttError(f"no {EXTRA_SPLIT} track holds any of set {set_id}'s sources; "
+                                    f"point it at a folder with {EXTRA_SPLIT}/ tracks")
+        except MsttError as exc:
+            text = str(exc)
+            raise MsttError(text if text.startswith("--extra-data") else f"--extra-data {extra.text}: {text}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -389,14 +303,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="grid folder: DIR/<recipe>/seed<K>/, DIR/ablation.md/.json")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--overlay", action="append", default=[], metavar="FILE", help="applied to every recipe (repeatable)")
-    p.add_argument("--grid", choices=sorted(GRIDS), default="all", help="set1: the 7-row ablation; sets: sets 2-4; all: both")
+    p.add_argument("--grid", choices=sorted(GRIDS), default="all",
+                   help="set1: the 7-row ablation; sets: sets 2-4; all: both; set4: Chimera, TR, Cerberus and Cerberus + onset "
+                        "head on set 4; claim: set1 and set4")
     p.add_argument("--models", nargs="+", choices=list(MODELS), help="only these rows of the grid")
     p.add_argument("--recipe-dir", type=Path, default=RECIPES, help="where <model>_set<N>.yaml are (default recipes/)")
+    p.add_argument("--extra-data", action="append", default=[], metavar="NAME=KIND:PATH",
+                   help="also evaluate every run on this set's test split, e.g. pop=slakh:/tmp/pop_slakh (repeatable)")
+    p.add_argument("--extra-max-examples", type=int, default=60, metavar="N", help="windows per extra set at most (default 60)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     try:
+        if args.extra_max_examples < 1:
+            raise MsttError(f"--extra-max-examples {args.extra_max_examples}: need at least 1")
+        extras = [parse_extra(text, args.extra_max_examples) for text in args.extra_data]
         runs = load_runs(args.out, args.grid, args.seeds, args.models, args.overlay, args.overrides, args.recipe_dir)
-        return run_grid(runs, args.out, progress=not args.no_progress)
+        return run_grid(runs, args.out, progress=not args.no_progress, extras=extras)
     except MsttError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

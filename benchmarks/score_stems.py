@@ -55,27 +55,47 @@ def references(track: Path, length: int) -> tuple[dict[str, np.ndarray], int]:
 
 def score_track(track: Path, stems: Path) -> tuple[dict[str, tuple[float, float] | None], dict[str, np.ndarray],
                                                    dict[str, np.ndarray]]:
-    """Per source present in ``track``: (SI-SDR of the stem, of the mixture), None when no stem file."""
+    """Per source present in ``track``: (SI-SDR of the stem file in ``stems``, of the mixture), None when no stem file."""
+    estimates = {path.stem: sf.read(str(path), dtype="float64", always_2d=True)[0].mean(1) for path in sorted(stems.glob("*.wav"))}
+    return score_estimates(track, estimates)
+
+
+def score_estimates(track: Path, estimates: dict[str, np.ndarray]) -> tuple[dict[str, tuple[float, float] | None],
+                                                                          dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per source present in ``track``: (SI-SDR of its estimate, of the mixture), None when there is no estimate.
+
+    ``estimates`` maps source names to mono stems at the mixture's rate (``mstt.load(...).separate``'s
+    stems, or the files ``mstt separate`` wrote). Returns the scores, the estimates scored, the references.
+    """
     mix, mix_rate = sf.read(str(track / "mix.flac"), dtype="float64", always_2d=True)
     mix = mix.mean(1)
     refs, ref_rate = references(track, len(mix))
     if refs and ref_rate != mix_rate:
         raise SystemExit(f"error: {track}: stems at {ref_rate} Hz, mixture at {mix_rate} Hz")
     scores: dict[str, tuple[float, float] | None] = {}
-    estimates: dict[str, np.ndarray] = {}
+    scored: dict[str, np.ndarray] = {}
     for name, ref in refs.items():
-        path = stems / f"{name}.wav"
-        if not path.exists() and name == OTHER:
+        if name not in estimates and name == OTHER:
             continue  # a model without the catch-all source: the unclassed stems are its mixture's rest
-        if not path.exists():
+        if name not in estimates:
             scores[name] = None
             continue
-        est = sf.read(str(path), dtype="float64", always_2d=True)[0].mean(1)
-        estimates[name] = est
+        est = np.asarray(estimates[name], dtype=np.float64)
+        scored[name] = est
         n = min(len(est), len(ref))
         r = torch.from_numpy(ref[:n])
         scores[name] = (float(si_sdr(torch.from_numpy(est[:n]), r)), float(si_sdr(torch.from_numpy(mix[:n]), r)))
-    return scores, estimates, refs
+    return scores, scored, refs
+
+
+def summarize(gains: dict[str, list[float]]) -> dict[str, dict[str, float | int]]:
+    """Per source, from its SI-SDRi over tracks: tracks, how many beat the mixture (> 0 dB), median and mean."""
+    out: dict[str, dict[str, float | int]] = {}
+    for name, values in gains.items():
+        v = np.array(values, dtype=np.float64)
+        out[name] = {"tracks": len(v), "beat_mix": int((v > 0).sum()), "median_si_sdri": float(np.median(v)),
+                     "mean_si_sdri": float(v.mean())}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,9 +139,8 @@ def score_set(split: Path, separated: Path) -> int:
             if pair is not None:
                 gains.setdefault(name, []).append(pair[0] - pair[1])
     print(f"{'source':8} {'tracks':>6} {'beat mix':>8} {'median SI-SDRi':>15} {'mean SI-SDRi':>13}")
-    for name, values in gains.items():
-        v = np.array(values)
-        print(f"{name:8} {len(v):>6} {int((v > 0).sum()):>8} {np.median(v):>15.2f} {v.mean():>13.2f}")
+    for name, row in summarize(gains).items():
+        print(f"{name:8} {row['tracks']:>6} {row['beat_mix']:>8} {row['median_si_sdri']:>15.2f} {row['mean_si_sdri']:>13.2f}")
     if missing:
         print(f"{missing} tracks have no folder in {separated} (run mstt separate on their mix.flac)")
     return 0

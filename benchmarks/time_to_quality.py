@@ -8,7 +8,9 @@ Paths (one row each, in the same process, one after the other, so one machine an
 - ``reference``: what the trainer did before the CPU speed-ups, eager fp32 with the deep clustering
   head on every frame (``trainer.precision=fp32 model.heads.dc.train_frames=1``);
 - ``fast``: the recipe as it ships (bf16 autocast where the CPU has it, the DC head on a subset
-  of frames).
+  of frames);
+- ``bf16-dc-all`` and ``fp32-dc-subset`` (``--paths``): one lever each, to tell which of the two
+  costs what the fast path loses per step.
 
 Budget mode trains each path for ``B`` minutes of training wall time (``trainer.max_minutes=B``,
 ``trainer.max_steps`` lifted so that the clock is the only bound; the cosine schedule ends at the
@@ -39,7 +41,10 @@ RECIPES = [str(ROOT / "recipes" / "cerberus_set4.yaml"), str(ROOT / "recipes" / 
 PATHS = {
     "reference": ["trainer.precision=fp32", "model.heads.dc.train_frames=1.0"],
     "fast": [],
+    "bf16-dc-all": ["model.heads.dc.train_frames=1.0"],
+    "fp32-dc-subset": ["trainer.precision=fp32"],
 }
+DEFAULT_PATHS = ["reference", "fast"]
 UNBOUNDED_STEPS = 10**7  # budget mode: the clock alone stops training
 
 
@@ -50,11 +55,11 @@ def group_overrides(budget: float | None, steps: int | None, seed: int) -> list[
     return ["trainer.max_minutes=null", f"trainer.max_steps={steps}", f"trainer.seed={seed}"]
 
 
-def group_items(extra: list[str], bound: list[str]) -> list[BenchItem]:
+def group_items(extra: list[str], bound: list[str], paths: list[str] = DEFAULT_PATHS) -> list[BenchItem]:
     """One bench item per path, named ``<recipe>-<path>``, checked comparable."""
     items = []
-    for label, path_overrides in PATHS.items():
-        config = load_recipe(RECIPES, [*extra, *bound, *path_overrides])
+    for label in paths:
+        config = load_recipe(RECIPES, [*extra, *bound, *PATHS[label]])
         config.name = f"{config.name}-{label}"
         items.append(BenchItem(label, config))
     check_comparable(items)
@@ -140,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budgets", type=float, nargs="+", default=[2.0, 4.0, 7.0], help="minutes of training")
     parser.add_argument("--steps", type=int, default=None, help="equal steps instead of budgets")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--paths", nargs="+", choices=list(PATHS), default=DEFAULT_PATHS,
+                        help=f"which paths to train, in this order (default: {' '.join(DEFAULT_PATHS)})")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every run")
     args = parser.parse_args(argv)
     if args.steps is not None and args.steps < 1:
@@ -149,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     bounds = [(f"{args.steps} steps", None, args.steps)] if args.steps else [(f"{b:g} min", b, None) for b in args.budgets]
     groups = [(name, budget, steps, seed) for name, budget, steps in bounds for seed in args.seeds]
     # Every recipe error surfaces before the first run trains.
-    plans = [(name, seed, group_items(args.overrides, group_overrides(budget, steps, seed))) for name, budget, steps, seed in groups]
+    plans = [(name, seed, group_items(args.overrides, group_overrides(budget, steps, seed), args.paths))
+             for name, budget, steps, seed in groups]
     device = resolve_device(str(plans[0][2][0].config.trainer.device))
     rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
     result: dict[str, Any] = {}
@@ -165,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             "mode": f"{args.steps} steps, seeds {args.seeds}" if args.steps else f"budgets {args.budgets} minutes, seeds {args.seeds}",
             "device": device_name(device),
             "overrides": args.overrides,
-            "paths": PATHS,
+            "paths": {label: PATHS[label] for label in args.paths},
             "sources": list(items[0].config.data.sources),
             "groups": {bound: summarise(by_path) for bound, by_path in rows.items()},
             "rows": rows,

@@ -1,0 +1,39 @@
+"""benchmarks/time_to_quality.py: which overrides each path trains with (recipes resolved, nothing trained)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "time_to_quality.py"
+
+
+@pytest.fixture(scope="module")
+def ttq():
+    spec = importlib.util.spec_from_file_location("time_to_quality", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["time_to_quality"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_each_lever_path_changes_one_setting_of_the_shipped_recipe(ttq):
+    bound = ttq.group_overrides(None, 10, 0)
+    items = ttq.group_items([], bound, ["reference", "fast", "bf16-dc-all", "fp32-dc-subset"])
+    got = {item.path: (str(item.config.trainer.precision), float(item.config.model.heads.dc.train_frames)) for item in items}
+    shipped = got["fast"]
+    assert shipped[1] < 1.0  # the demo trains DC on a subset of frames
+    assert got["reference"] == ("fp32", 1.0)
+    assert got["bf16-dc-all"] == (shipped[0], 1.0)
+    assert got["fp32-dc-subset"] == ("fp32", shipped[1])
+    assert [item.config.name for item in items] == [f"cerberus_set4-{p}" for p in ("reference", "fast", "bf16-dc-all", "fp32-dc-subset")]
+
+
+def test_an_unknown_path_is_refused_by_the_command_line(ttq, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        ttq.main(["--out", str(tmp_path), "--steps", "5", "--paths", "fast", "bf16"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'bf16'" in capsys.readouterr().err

@@ -202,6 +202,7 @@ def _make_tracks(pending: list[tuple], jobs: int, progress: bool) -> float:
                     bar.update()
     return rendered
 
+
 def synthesize(out: str | os.PathLike, sources: str | Sequence[str], tracks: int, seconds: float = 30.0,
                seed: int = 0, sample_rate: int = 16000,
                soundfont: str | os.PathLike | Sequence[str | os.PathLike] | None = None,

@@ -18,7 +18,7 @@ Per model and set, per source: the songs holding the source, the stems beating t
 does not separate is counted as "no stem" (a deep-clustering model's ``cluster1``... have no
 instrument and count so too). ``OUT/ood_scores.json`` and ``OUT/ood_scores.md`` are rewritten after
 each model and set; running the same command again skips every model + set the JSON holds for the
-same checkpoint and split folder.
+same checkpoint (path, size and modification time) and split folder.
 """
 
 from __future__ import annotations
@@ -80,12 +80,16 @@ def model_name(run: Path) -> str:
 
 
 def find_models(paths: list[Path]) -> list[Model]:
-    """Every RUN argument as models: a checkpoint file, a run folder, or the run folders under a folder."""
+    """Every RUN argument as models: a checkpoint file, a run folder, or the run folders under a folder.
+
+    A checkpoint in a run's ``checkpoints/`` is named by its run; any other file by its own name
+    (``/tmp/cand/release_v2.pt`` -> ``release_v2``), so exported models side by side keep apart.
+    """
     models: list[Model] = []
     for path in paths:
         if path.is_file():
-            run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-            models.append(Model(model_name(run), path))
+            name = model_name(path.parent.parent) if path.parent.name == "checkpoints" else path.stem
+            models.append(Model(name, path))
             continue
         if not path.is_dir():
             raise MsttError(f"{path}: no such file or folder; pass a run folder, a checkpoint, or a folder of runs")
@@ -138,7 +142,12 @@ def score_model(separator: Any, test_set: TestSet) -> dict[str, Any]:
             skipped.append({"track": track.name, "reason": str(exc)})
             print(f"  {test_set.name} {k}/{len(test_set.tracks)} {track.name}: skipped ({exc})", flush=True)
             continue
-        scores, _, _ = score_estimates(track, stems)
+        try:
+            scores, _, _ = score_estimates(track, stems)
+        except MsttError as exc:  # a broken track folder (a missing stem file, two rates): the others still count
+            skipped.append({"track": track.name, "reason": str(exc)})
+            print(f"  {test_set.name} {k}/{len(test_set.tracks)} {track.name}: skipped ({exc})", flush=True)
+            continue
         per_track[track.name] = {s: None if pair is None else pair[0] - pair[1] for s, pair in scores.items()}
         print(f"  {test_set.name} {k}/{len(test_set.tracks)} {track.name}", flush=True)
     return {
@@ -221,20 +230,32 @@ def run(models: list[Model], sets: list[TestSet], out: Path, device: str) -> dic
     import mstt
 
     result = load_result(out)
-    separators = {m.name: mstt.load(m.checkpoint, device=device) for m in models}  # a bad checkpoint fails before any work
     for model in models:
+        stamp = checkpoint_stamp(model.checkpoint)
         entry = result["models"].get(model.name)
-        if entry is None or entry.get("checkpoint") != str(model.checkpoint.resolve()):
-            entry = result["models"][model.name] = {"checkpoint": str(model.checkpoint.resolve()), "sets": {}}
+        if entry is None or (entry.get("checkpoint"), entry.get("stamp")) != (str(model.checkpoint.resolve()), stamp):
+            # a new checkpoint, or the same path trained further: its earlier scores no longer describe it
+            entry = result["models"][model.name] = {"checkpoint": str(model.checkpoint.resolve()), "stamp": stamp, "sets": {}}
+        pending = [t for t in sets if entry["sets"].get(t.name, {}).get("split") != str(t.split)]
         for test_set in sets:
-            if entry["sets"].get(test_set.name, {}).get("split") == str(test_set.split):
+            if test_set not in pending:
                 print(f"ood_scores: {model.name} on {test_set.name}: in {out / RESULT}.json already; skipped")
-                continue
+        if not pending:
+            continue
+        separator = mstt.load(model.checkpoint, device=device)  # one model in memory at a time
+        for test_set in pending:
             print(f"ood_scores: {model.name} on {test_set.name} ({len(test_set.tracks)} songs)", flush=True)
-            entry["sets"][test_set.name] = score_model(separators[model.name], test_set)
+            entry["sets"][test_set.name] = score_model(separator, test_set)
             write_outputs(out, result)
+        del separator
     write_outputs(out, result)
     return result
+
+
+def checkpoint_stamp(path: Path) -> str:
+    """Size and modification time of a checkpoint file: a retrained or re-exported one gets scored afresh."""
+    info = path.stat()
+    return f"{info.st_size}:{info.st_mtime_ns}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,7 @@ from torchmetrics.functional.audio import scale_invariant_signal_distortion_rati
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mstt.data.classes import DEFAULT_CLASSES, OTHER, class_of  # noqa: E402
+from mstt.errors import MsttError  # noqa: E402
 
 
 def references(track: Path, length: int) -> tuple[dict[str, np.ndarray], int]:
@@ -47,7 +48,10 @@ def references(track: Path, length: int) -> tuple[dict[str, np.ndarray], int]:
         if not stem.get("audio_rendered"):
             continue
         name = class_of(int(stem["program_num"]), bool(stem["is_drum"]), DEFAULT_CLASSES) or OTHER
-        audio, rate = sf.read(str(audio_dir / f"{stem_id}.flac"), dtype="float64", always_2d=True)
+        path = audio_dir / f"{stem_id}.flac"
+        if not path.is_file():
+            raise MsttError(f"{path}: missing, but metadata.yaml marks {stem_id} as rendered; render the track again")
+        audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
         audio = audio.mean(1)[:length]
         sums.setdefault(name, np.zeros(length))[: len(audio)] += audio
     return sums, rate
@@ -71,7 +75,7 @@ def score_estimates(track: Path, estimates: dict[str, np.ndarray]) -> tuple[dict
     mix = mix.mean(1)
     refs, ref_rate = references(track, len(mix))
     if refs and ref_rate != mix_rate:
-        raise SystemExit(f"error: {track}: stems at {ref_rate} Hz, mixture at {mix_rate} Hz")
+        raise MsttError(f"{track}: stems at {ref_rate} Hz, mixture at {mix_rate} Hz; render the track again at one rate")
     scores: dict[str, tuple[float, float] | None] = {}
     scored: dict[str, np.ndarray] = {}
     for name, ref in refs.items():
@@ -99,7 +103,7 @@ def summarize(gains: dict[str, list[float]]) -> dict[str, dict[str, float | int]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the SI-SDR table; exit 1 when a stem does not beat the mixture."""
+    """Print the SI-SDR table; exit 1 when a stem does not beat the mixture, 2 (one line) for a broken track."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("track", type=Path, help="a Slakh track folder (metadata.yaml, stems/, mix.flac), or with "
                                            "--set a split folder of them")
@@ -108,9 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--where", action="store_true", help="also print each stem's weights over the references")
     p.add_argument("--set", action="store_true", help="score every track of a split folder; one row per source")
     args = p.parse_args(argv)
-    if args.set:
-        return score_set(args.track, args.stems)
-    scores, estimates, refs = score_track(args.track, args.stems)
+    try:
+        if args.set:
+            return score_set(args.track, args.stems)
+        scores, estimates, refs = score_track(args.track, args.stems)
+    except MsttError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     worse = 0
     print(f"{'source':8} {'SI-SDR stem':>12} {'SI-SDR mix':>11} {'SI-SDRi':>8}")
     for name, pair in scores.items():
@@ -135,7 +143,12 @@ def score_set(split: Path, separated: Path) -> int:
         if not stems.is_dir():
             missing += 1
             continue
-        for name, pair in score_track(track, stems)[0].items():
+        try:
+            scores = score_track(track, stems)[0]
+        except MsttError as exc:  # one broken track: say so, and the rest still count
+            print(f"skipped: {exc}")
+            continue
+        for name, pair in scores.items():
             if pair is not None:
                 gains.setdefault(name, []).append(pair[0] - pair[1])
     print(f"{'source':8} {'tracks':>6} {'beat mix':>8} {'median SI-SDRi':>15} {'mean SI-SDRi':>13}")

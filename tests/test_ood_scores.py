@@ -146,3 +146,39 @@ def test_score_track_of_files_equals_score_estimates_of_arrays(tmp_path, test_se
     from_files = score_stems.score_track(track, tmp_path)[0]
     from_arrays = score_stems.score_estimates(track, noisy)[0]
     assert from_files["piano"] == pytest.approx(from_arrays["piano"], abs=1e-4) and from_files["guitar"] is None
+
+
+def test_exported_models_side_by_side_are_named_by_file(tmp_path, bench_folder):
+    for name in ("release_v1", "release_v2"):
+        shutil.copy(bench_folder / "cerberus_set1" / "checkpoints" / "best.pt", tmp_path / f"{name}.pt")
+    found = ood.find_models([tmp_path / "release_v1.pt", tmp_path / "release_v2.pt"])
+    assert [m.name for m in found] == ["release_v1", "release_v2"]
+
+
+def test_a_checkpoint_trained_further_is_scored_again(tmp_path, bench_folder, test_set, monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(bench_folder / "cerberus_set1", run)
+    argv = [str(run), "--set", f"tiny={test_set}", "--out", str(tmp_path / "ood"), "--device", "cpu"]
+    calls: list[str] = []
+    monkeypatch.setattr(ood, "score_model", lambda sep, t: calls.append(t.name) or {"split": str(t.split), "tracks": 0,
+                        "skipped": [], "audio_seconds": 0.0, "seconds": 0.0, "sources": {}, "per_track": {}})
+    assert ood.main(argv) == 0 and ood.main(argv) == 0
+    assert calls == ["tiny"]  # the second command found it done
+    best = run / "checkpoints" / "best.pt"
+    best.write_bytes(best.read_bytes() + b"\0")  # another training's checkpoint at the same path
+    assert ood.main(argv) == 0
+    assert calls == ["tiny", "tiny"]
+
+
+def test_a_broken_track_is_skipped_and_the_others_still_count(tmp_path, test_set):
+    split = tmp_path / "test"
+    shutil.copytree(test_set, split)
+    stems = split / "Track01877" / "stems"
+    next(iter(sorted(stems.glob("*.flac")))).unlink()
+    oracle = Oracle()
+    tracks = ood.parse_set(f"t={split}").tracks
+    oracle.track = tracks[0]
+    scored = ood.score_model(oracle, ood.TestSet("t", split, tracks))
+    assert list(scored["per_track"]) == ["Track01876"]
+    assert [s["track"] for s in scored["skipped"]] == ["Track01877"] and "missing" in scored["skipped"][0]["reason"]
+    assert score_stems.main([str(split / "Track01877"), str(tmp_path)]) == 2

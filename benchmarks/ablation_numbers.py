@@ -237,7 +237,8 @@ def curve_line(set_id: int, rows: list[dict[str, Any]], column: str = CURVE_COLU
         return None
     first, last = both[0], both[-1]
     closest = min(both, key=lambda r: abs(r["difference"]))
-    trend = "grows" if abs(last["difference"]) > abs(first["difference"]) else "shrinks"
+    change = abs(last["difference"]) - abs(first["difference"])
+    trend = "stays level" if abs(change) < 5e-5 else "grows" if change > 0 else "shrinks"
     return (f"Set {set_id}: the gap in validation {column} (Cerberus - Chimera; > 0: Cerberus separates worse) {trend} "
             f"from {first['difference']:+.4f} at step {first['step']} to {last['difference']:+.4f} at step {last['step']}; "
             f"it is smallest ({closest['difference']:+.4f}) at step {closest['step']}"

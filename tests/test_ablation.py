@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,20 @@ def test_interrupted_grid_keeps_finished_runs_and_mismatch_is_refused(tmp_path, 
     assert "holds a run of a different recipe (optim.lr" in capsys.readouterr().err
 
 
+def test_a_run_that_stops_keeps_the_finished_runs_after_it(tmp_path, fake_training, monkeypatch):
+    argv = ["--out", str(tmp_path), "--grid", "set1", "--models", "chimera", "cerberus", "--seeds", "0", "1", "--no-progress"]
+    assert ablation.main(argv) == 0
+    shutil.rmtree(tmp_path / "chimera_set1" / "seed1")  # to train again, and this time it stops
+    fake_training.clear()
+    real = mstt.experiment.run_experiment
+    monkeypatch.setattr(mstt.experiment, "run_experiment",
+                        lambda config, out, progress=True: 130 if str(config.name) == "chimera_set1" else real(config, out, progress))
+    assert ablation.main(argv) == 130
+    assert fake_training == []  # nothing trained after the stop
+    md = (tmp_path / "ablation.md").read_text()
+    assert "Finished runs: 3 of 4" in md and "| Cerberus | 5.00 ± 0.14 |" in md  # both Cerberus seeds, run after it
+
+
 # ------------------------------------------------------------------ issue 16: set 4 with the onset head, extra sets, curves
 
 
@@ -361,7 +376,6 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 
 def test_extra_set_through_mstt_evals_own_code(tmp_path, tiny_checkpoint, pop_set):
-    import shutil
 
     from tests.train.test_loop import tiny_config
 

@@ -376,7 +376,6 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 
 def test_extra_set_through_mstt_evals_own_code(tmp_path, tiny_checkpoint, pop_set):
-
     from tests.train.test_loop import tiny_config
 
     folder = tmp_path / "cerberus_set1" / "seed0"

@@ -149,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"which paths to train, in this order (default: {' '.join(DEFAULT_PATHS)})")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every run")
     args = parser.parse_args(argv)
+    for flag, values in (("--seeds", args.seeds), ("--paths", args.paths), ("--budgets", args.budgets)):
+        twice = next((v for v in values if values.count(v) > 1), None)
+        if twice is not None:  # the same run twice would count twice in every mean
+            raise MsttError(f"{flag}: {twice} is given twice; give each once")
     if args.steps is not None and args.steps < 1:
         raise MsttError(f"--steps: {args.steps}; train at least 1 step")
     if args.steps is None and any(b <= 0 for b in args.budgets):

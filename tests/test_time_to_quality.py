@@ -37,3 +37,14 @@ def test_an_unknown_path_is_refused_by_the_command_line(ttq, tmp_path, capsys):
         ttq.main(["--out", str(tmp_path), "--steps", "5", "--paths", "fast", "bf16"])
     assert exc.value.code == 2
     assert "invalid choice: 'bf16'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--steps", "5", "--seeds", "0", "0"], "--seeds: 0 is given twice"),
+    (["--steps", "5", "--paths", "fast", "fast"], "--paths: fast is given twice"),
+    (["--budgets", "2", "2"], "--budgets: 2.0 is given twice"),
+])
+def test_a_seed_path_or_budget_given_twice_is_refused_before_training(ttq, tmp_path, flags, named):
+    with pytest.raises(ttq.MsttError, match=named):
+        ttq.main(["--out", str(tmp_path), *flags])
+    assert not any(tmp_path.iterdir())

@@ -41,6 +41,7 @@ from score_stems import score_estimates, summarize  # noqa: E402
 
 from mstt.errors import MsttError  # noqa: E402
 from mstt.fileio import check_out_dir, write_text_atomic  # noqa: E402
+from mstt.runlock import folder_lock  # noqa: E402
 
 RESULT = "ood_scores"  # OUT/ood_scores.json and .md
 SET_NAME = re.compile(r"[A-Za-z0-9_-]+")
@@ -273,7 +274,9 @@ def main(argv: list[str] | None = None) -> int:
         names = [s.name for s in sets]
         if len(set(names)) < len(names):
             raise MsttError(f"--set: the name '{next(n for n in names if names.count(n) > 1)}' is given twice; give each set its own")
-        run(find_models(args.runs), sets, args.out, args.device)
+        models = find_models(args.runs)
+        with folder_lock(args.out, "benchmarks/ood_scores.py"):  # two commands on one --out would overwrite each other
+            run(models, sets, args.out, args.device)
     except MsttError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -182,3 +182,21 @@ def test_a_broken_track_is_skipped_and_the_others_still_count(tmp_path, test_set
     assert list(scored["per_track"]) == ["Track01876"]
     assert [s["track"] for s in scored["skipped"]] == ["Track01877"] and "missing" in scored["skipped"][0]["reason"]
     assert score_stems.main([str(split / "Track01877"), str(tmp_path)]) == 2
+
+
+def test_an_out_folder_in_use_is_refused(tmp_path, bench_folder, test_set, capsys, monkeypatch):
+    import subprocess
+
+    holder = "import sys, time\nfrom mstt.runlock import folder_lock\nwith folder_lock(sys.argv[1], 'x'):\n" \
+             "    print('locked', flush=True)\n    time.sleep(60)\n"
+    out = tmp_path / "ood"
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(out)], cwd=BENCHMARKS.parent, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        monkeypatch.setattr(ood, "score_model", lambda *a: pytest.fail("scored into a folder in use"))
+        assert ood.main([str(bench_folder), "--set", f"t={test_set}", "--out", str(out), "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"PID {proc.pid}" in err
+    finally:
+        proc.kill()
+        proc.wait()

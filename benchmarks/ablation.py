@@ -203,23 +203,23 @@ def _grid(runs: list[Run], out: Path, progress: bool, extras: list[Extra]) -> in
     from mstt.experiment import run_experiment
 
     records: list[dict[str, Any]] = []
-    stopped = 0  # a run's non-zero status: nothing more trains, but runs finished before still count
+    stopped = 0  # a run's non-zero status (130: interrupted): nothing more trains or evaluates; finished runs still count
     for run in runs:
         record_path = run.folder / RECORD
-        if finished_run(run.item, run.folder) and record_path.is_file():
+        if not finished_run(run.item, run.folder):
+            if stopped:
+                continue
+            print(f"ablation: {run.item.name} seed {run.seed}: training in {run.folder}")
+            stopped = run_experiment(run.item.config, run.folder, progress=progress)
+            if stopped:
+                print(f"ablation: {run.item.name} seed {run.seed} stopped (status {stopped}); no more runs train, "
+                      f"the finished ones are kept in {out / 'ablation.json'}")
+                continue
+        elif record_path.is_file():
             print(f"ablation: {run.item.name} seed {run.seed}: finished in {run.folder}; re-read")
-        elif stopped:
-            continue
-        else:
-            if not finished_run(run.item, run.folder):
-                print(f"ablation: {run.item.name} seed {run.seed}: training in {run.folder}")
-                stopped = run_experiment(run.item.config, run.folder, progress=progress)
-                if stopped:
-                    print(f"ablation: {run.item.name} seed {run.seed} stopped (status {stopped}); no more runs train, "
-                          f"those finished before are kept in {out / 'ablation.json'}")
-                    continue
+        if not record_path.is_file():
             write_text_atomic(record_path, json.dumps(make_record(run), indent=2) + "\n")
-        records.append(complete_record(run, json.loads(record_path.read_text()), extras, progress))
+        records.append(complete_record(run, json.loads(record_path.read_text()), [] if stopped else extras, progress))
         write_outputs(out, records, runs)
     if stopped:
         return stopped

@@ -238,7 +238,10 @@ def curve_line(set_id: int, rows: list[dict[str, Any]], column: str = CURVE_COLU
     first, last = both[0], both[-1]
     closest = min(both, key=lambda r: abs(r["difference"]))
     change = abs(last["difference"]) - abs(first["difference"])
-    trend = "stays level" if abs(change) < 5e-5 else "grows" if change > 0 else "shrinks"
+    if first["difference"] * last["difference"] < 0:  # the other model leads at the end
+        trend = "changes sign"
+    else:
+        trend = "stays level" if abs(change) < 5e-5 else "grows" if change > 0 else "shrinks"
     return (f"Set {set_id}: the gap in validation {column} (Cerberus - Chimera; > 0: Cerberus separates worse) {trend} "
             f"from {first['difference']:+.4f} at step {first['step']} to {last['difference']:+.4f} at step {last['step']}; "
             f"it is smallest ({closest['difference']:+.4f}) at step {closest['step']}"

@@ -18,12 +18,13 @@ Per model and set, per source: the songs holding the source, the stems beating t
 does not separate is counted as "no stem" (a deep-clustering model's ``cluster1``... have no
 instrument and count so too). ``OUT/ood_scores.json`` and ``OUT/ood_scores.md`` are rewritten after
 each model and set; running the same command again skips every model + set the JSON holds for the
-same checkpoint (path, size and modification time) and split folder.
+same checkpoint (path and sha256) and split folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import sys
@@ -135,11 +136,11 @@ def score_model(separator: Any, test_set: TestSet) -> dict[str, Any]:
     started = time.perf_counter()
     audio_seconds = 0.0
     for k, track in enumerate(test_set.tracks, 1):
-        mix, rate = sf.read(str(track / "mix.flac"), dtype="float32", always_2d=True)
-        audio_seconds += len(mix) / rate
         try:
+            mix, rate = sf.read(str(track / "mix.flac"), dtype="float32", always_2d=True)
+            audio_seconds += len(mix) / rate
             stems = separator.separate(mix, int(rate)).stems
-        except MsttError as exc:  # a silent or empty mixture: nothing to score, and the other songs still count
+        except (MsttError, sf.LibsndfileError) as exc:  # an unreadable, silent or empty mixture: the other songs still count
             skipped.append({"track": track.name, "reason": str(exc)})
             print(f"  {test_set.name} {k}/{len(test_set.tracks)} {track.name}: skipped ({exc})", flush=True)
             continue
@@ -231,19 +232,25 @@ def run(models: list[Model], sets: list[TestSet], out: Path, device: str) -> dic
     import mstt
 
     result = load_result(out)
+    todo: list[tuple[Model, dict[str, Any], list[TestSet]]] = []
     for model in models:
         stamp = checkpoint_stamp(model.checkpoint)
         entry = result["models"].get(model.name)
-        if entry is None or (entry.get("checkpoint"), entry.get("stamp")) != (str(model.checkpoint.resolve()), stamp):
+        # A JSON written before stamps were kept has none: its scores are taken to be of this file.
+        if entry is None or entry.get("checkpoint") != str(model.checkpoint.resolve()) or entry.get("stamp", stamp) != stamp:
             # a new checkpoint, or the same path trained further: its earlier scores no longer describe it
             entry = result["models"][model.name] = {"checkpoint": str(model.checkpoint.resolve()), "stamp": stamp, "sets": {}}
+        entry["stamp"] = stamp
         pending = [t for t in sets if entry["sets"].get(t.name, {}).get("split") != str(t.split)]
         for test_set in sets:
             if test_set not in pending:
                 print(f"ood_scores: {model.name} on {test_set.name}: in {out / RESULT}.json already; skipped")
-        if not pending:
-            continue
-        separator = mstt.load(model.checkpoint, device=device)  # one model in memory at a time
+        if pending:
+            todo.append((model, entry, pending))
+    for model, _, _ in todo:  # a bad checkpoint fails before any scoring, and only one model is held at a time
+        mstt.load(model.checkpoint, device="cpu")  # loaded to check it, then dropped
+    for model, entry, pending in todo:
+        separator = mstt.load(model.checkpoint, device=device)
         for test_set in pending:
             print(f"ood_scores: {model.name} on {test_set.name} ({len(test_set.tracks)} songs)", flush=True)
             entry["sets"][test_set.name] = score_model(separator, test_set)
@@ -254,9 +261,12 @@ def run(models: list[Model], sets: list[TestSet], out: Path, device: str) -> dic
 
 
 def checkpoint_stamp(path: Path) -> str:
-    """Size and modification time of a checkpoint file: a retrained or re-exported one gets scored afresh."""
-    info = path.stat()
-    return f"{info.st_size}:{info.st_mtime_ns}"
+    """The sha256 of a checkpoint file: a retrained or re-exported one is scored afresh, a copied one is not."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,7 +51,10 @@ def references(track: Path, length: int) -> tuple[dict[str, np.ndarray], int]:
         path = audio_dir / f"{stem_id}.flac"
         if not path.is_file():
             raise MsttError(f"{path}: missing, but metadata.yaml marks {stem_id} as rendered; render the track again")
-        audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
+        audio, stem_rate = sf.read(str(path), dtype="float64", always_2d=True)
+        if rate and stem_rate != rate:
+            raise MsttError(f"{path}: {stem_rate} Hz where the track's other stems are at {rate} Hz; render the track again")
+        rate = stem_rate
         audio = audio.mean(1)[:length]
         sums.setdefault(name, np.zeros(length))[: len(audio)] += audio
     return sums, rate
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 def score_set(split: Path, separated: Path) -> int:
     """Per source over every track of ``split``: in how many the stem beats the mixture, median SI-SDRi."""
     gains: dict[str, list[float]] = {}
-    missing = 0
+    missing = broken = 0
     for track in sorted(t for t in split.iterdir() if (t / "metadata.yaml").is_file()):
         stems = separated / f"{track.name}-mix"
         if not stems.is_dir():
@@ -147,6 +150,7 @@ def score_set(split: Path, separated: Path) -> int:
             scores = score_track(track, stems)[0]
         except MsttError as exc:  # one broken track: say so, and the rest still count
             print(f"skipped: {exc}")
+            broken += 1
             continue
         for name, pair in scores.items():
             if pair is not None:
@@ -156,6 +160,8 @@ def score_set(split: Path, separated: Path) -> int:
         print(f"{name:8} {row['tracks']:>6} {row['beat_mix']:>8} {row['median_si_sdri']:>15.2f} {row['mean_si_sdri']:>13.2f}")
     if missing:
         print(f"{missing} tracks have no folder in {separated} (run mstt separate on their mix.flac)")
+    if broken:
+        print(f"{broken} tracks skipped as broken (the reasons above)")
     return 0
 
 

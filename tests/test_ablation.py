@@ -187,16 +187,22 @@ def test_interrupted_grid_keeps_finished_runs_and_mismatch_is_refused(tmp_path, 
 
 def test_a_run_that_stops_keeps_the_finished_runs_after_it(tmp_path, fake_training, monkeypatch):
     argv = ["--out", str(tmp_path), "--grid", "set1", "--models", "chimera", "cerberus", "--seeds", "0", "1", "--no-progress"]
-    assert ablation.main(argv) == 0
-    shutil.rmtree(tmp_path / "chimera_set1" / "seed1")  # to train again, and this time it stops
+    assert ablation.main(argv) == 0  # runs in order chimera 0, cerberus 0, chimera 1, cerberus 1
+    shutil.rmtree(tmp_path / "chimera_set1" / "seed0")  # to train again, and this time it stops
+    shutil.rmtree(tmp_path / "cerberus_set1" / "seed1")  # after the stop: must not train
+    (tmp_path / "chimera_set1" / "seed1" / "ablation_run.json").unlink()  # finished, its record written again
     fake_training.clear()
     real = mstt.experiment.run_experiment
     monkeypatch.setattr(mstt.experiment, "run_experiment",
                         lambda config, out, progress=True: 130 if str(config.name) == "chimera_set1" else real(config, out, progress))
     assert ablation.main(argv) == 130
-    assert fake_training == []  # nothing trained after the stop
+    assert fake_training == []  # cerberus seed 1 was not trained after the stop
+    assert not (tmp_path / "cerberus_set1" / "seed1").exists()
     md = (tmp_path / "ablation.md").read_text()
-    assert "Finished runs: 3 of 4" in md and "| Cerberus | 5.00 ± 0.14 |" in md  # both Cerberus seeds, run after it
+    assert "Finished runs: 2 of 4" in md
+    assert (tmp_path / "chimera_set1" / "seed1" / "ablation_run.json").is_file()  # the run after the stop counts
+    table = [line for line in md.splitlines() if line.startswith(("| Chimera |", "| Cerberus |"))]
+    assert len(table) >= 2 and all(line.rstrip().endswith("| 1 |") for line in table[:2])  # one seed each
 
 
 # ------------------------------------------------------------------ issue 16: set 4 with the onset head, extra sets, curves
@@ -391,3 +397,14 @@ def test_extra_set_through_mstt_evals_own_code(tmp_path, tiny_checkpoint, pop_se
     assert "onset" in result["transcription"]["piano"]
     saved = json.loads((folder / "eval-extra-pop" / "metrics.json").read_text())
     assert saved["separation"]["piano"]["si_sdri"] == pytest.approx(result["separation"]["piano"]["si_sdri"])
+
+
+@pytest.mark.parametrize("first, last, trend", [
+    (0.04, 0.0, "shrinks"), (0.01, 0.03, "grows"), (0.02, 0.02, "stays level"), (-0.01, 0.01, "changes sign"),
+])
+def test_curve_line_names_the_trend(first, last, trend):
+    numbers = sys.modules["ablation_numbers"]
+    stat = {"mean": 0.1, "std": None, "n": 1}
+    rows = [{"step": 1, "chimera": stat, "cerberus": stat, "difference": first},
+            {"step": 3, "chimera": stat, "cerberus": stat, "difference": last}]
+    assert f"Cerberus separates worse) {trend} from" in numbers.curve_line(1, rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -165,7 +166,9 @@ def test_a_checkpoint_trained_further_is_scored_again(tmp_path, bench_folder, te
     assert ood.main(argv) == 0 and ood.main(argv) == 0
     assert calls == ["tiny"]  # the second command found it done
     best = run / "checkpoints" / "best.pt"
-    best.write_bytes(best.read_bytes() + b"\0")  # another training's checkpoint at the same path
+    os.utime(best, ns=(0, 0))  # the same bytes, copied or touched: still done
+    assert ood.main(argv) == 0 and calls == ["tiny"]
+    shutil.copy(bench_folder / "convtasnet_set4" / "checkpoints" / "best.pt", best)  # another training's checkpoint
     assert ood.main(argv) == 0
     assert calls == ["tiny", "tiny"]
 
@@ -200,3 +203,14 @@ def test_an_out_folder_in_use_is_refused(tmp_path, bench_folder, test_set, capsy
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_bad_second_checkpoint_is_refused_before_the_first_is_scored(tmp_path, bench_folder, test_set, monkeypatch, capsys):
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(os.urandom(4096))
+    monkeypatch.setattr(ood, "score_model", lambda *a: pytest.fail("scored before every checkpoint was checked"))
+    argv = [str(bench_folder / "cerberus_set1"), str(bad), "--set", f"t={test_set}", "--out", str(tmp_path / "ood"),
+            "--device", "cpu"]
+    assert ood.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "broken.pt" in err

@@ -15,14 +15,15 @@ of its own process outnumber the CPUs: it cannot see other processes. Two proces
 each on 2 cores: a thread that reaches a barrier spins on a core while the thread it waits for,
 of the same process, is off the CPU, and a recurrent network runs thousands of small parallel
 regions a second. Measured side by side (``benchmarks/shared_cores.py``, the demo's training
-step and a 300 s separation, 2-core AMD EPYC VM): training 15.7x slower, separation 9.4x.
+step and a 300 s separation, 2-core AMD EPYC VM, means of two repeats): training 23x slower,
+separation 17.5x, and from one repeat to the next anywhere from 7x to 35x.
 
 What was tried (the same script): ``OMP_WAIT_POLICY=PASSIVE`` for every mstt process removed
-the contention but made a training run that had the machine to itself 4x slower (0.17 ->
-0.68 s a step: on a VM a sleeping thread's core halts and waking it is slow); a 0.1 ms spin
-(``GOMP_SPINCOUNT=10000``) changed little (13x). What works without costing the lone process
+the contention but made a training run that had the machine to itself about 2x slower (0.18 ->
+0.39 s a step: on a VM a sleeping thread's core halts and waking it is slow); a 0.1 ms spin
+(``GOMP_SPINCOUNT=10000``) changed little (13x, in the first measurement). What works without costing the lone process
 anything: ``mstt separate`` with one thread beside a training run that keeps its two (training
-2.6x slower instead of 15.7x, separation 1.4x instead of 9.4x).
+2.6-2.8x slower instead of 23x, separation 1.6x instead of 17.5x).
 
 Rule (:func:`separation_threads`): when ``--threads`` is not given, ``mstt separate`` samples
 the CPU for a quarter of a second before loading its model; if other processes keep cores busy

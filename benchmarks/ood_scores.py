@@ -139,14 +139,9 @@ def score_model(separator: Any, test_set: TestSet) -> dict[str, Any]:
         try:
             mix, rate = sf.read(str(track / "mix.flac"), dtype="float32", always_2d=True)
             audio_seconds += len(mix) / rate
-            stems = separator.separate(mix, int(rate)).stems
-        except (MsttError, sf.LibsndfileError) as exc:  # an unreadable, silent or empty mixture: the other songs still count
-            skipped.append({"track": track.name, "reason": str(exc)})
-            print(f"  {test_set.name} {k}/{len(test_set.tracks)} {track.name}: skipped ({exc})", flush=True)
-            continue
-        try:
-            scores, _, _ = score_estimates(track, stems)
-        except MsttError as exc:  # a broken track folder (a missing stem file, two rates): the others still count
+            scores, _, _ = score_estimates(track, separator.separate(mix, int(rate)).stems)
+        except (MsttError, sf.LibsndfileError) as exc:
+            # An unreadable, silent or empty mixture, a missing stem file, stems at two rates: the other songs still count.
             skipped.append({"track": track.name, "reason": str(exc)})
             print(f"  {test_set.name} {k}/{len(test_set.tracks)} {track.name}: skipped ({exc})", flush=True)
             continue

@@ -124,7 +124,8 @@ def main() -> None:
     """Print seconds per training step of each model (median of ``--rounds`` after one warm-up)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=ROUNDS)
-    parser.add_argument("--overlay", type=Path, action="append", default=[], help="recipe overlay applied to every model, e.g. recipes/quick.yaml")
+    parser.add_argument("--overlay", type=Path, action="append", default=[],
+                        help="recipe overlay applied to every model, e.g. recipes/quick.yaml")
     parser.add_argument("--batch", type=int, default=BATCH, help=f"crops per step (default {BATCH}; the quick recipes train 8)")
     parser.add_argument("models", nargs="*", metavar="MODEL", help=f"some of {', '.join(MODELS)} (default: all)")
     args = parser.parse_args()

@@ -206,6 +206,21 @@ def test_silent_reference_is_left_out_and_said(test_set):
     assert result.notes == ["guitar: 1 of 2 examples have a silent reference; left out of its separation averages"]
 
 
+def test_a_source_alone_in_its_mixture_is_left_out_of_the_improvement_only(test_set):
+    items = [test_set[i] for i in range(len(test_set))]
+    items[0]["sources"][[0, 2]] = 0.0  # only guitar sounds in the first window: the mixture is its reference
+    items[0]["mixture"] = items[0]["sources"].sum(0)
+    edited = ListSet(items)
+    result = run_evaluation(Oracle(edited, {"psa"}), edited, tiny_config(), progress=False)
+    rest = run_evaluation(Oracle(edited, {"psa"}), ListSet(items[1:]), tiny_config(), progress=False)
+    guitar, guitar_rest = result.metrics["separation"]["guitar"], rest.metrics["separation"]["guitar"]
+    # Without the rule the mixture's SI-SDR (~ +140 dB) would drag the mean improvement to ~ -100 dB.
+    assert guitar["si_sdri"] == guitar_rest["si_sdri"] and guitar["si_sdri"] > -10
+    assert guitar["si_sdr"] != guitar_rest["si_sdr"]  # the window still counts for SI-SDR itself
+    assert ("guitar: 1 of 2 examples have no other source sounding (the mixture is its reference); "
+            "left out of its improvement (si_sdri) averages") in result.notes
+
+
 def test_report_examples_hold_the_arrays(test_set):
     result = run_evaluation(Oracle(test_set, {"psa", "roll"}), test_set, tiny_config("eval.report_examples=1"), progress=False)
     assert len(result.examples) == 1

@@ -7,7 +7,10 @@ against the same reference. SIR and SAR come from ``bss_eval`` (mir_eval, per ex
 only when ``eval.bss_eval`` is true or ``bss_eval`` is listed (the metrics' registered info says
 which has a mixture baseline and which is per example). A reference source whose peak is below
 :data:`mstt.constants.SILENT_REFERENCE_PEAK` has no meaningful SDR; its row is left out of the
-averages and the evaluation says so (:attr:`EvaluationResult.notes`).
+averages and the evaluation says so (:attr:`EvaluationResult.notes`). A source that sounds
+alone in its window (everything else in the mixture below that peak) has the mixture as a
+perfect estimate: its SI-SDR is scored, its improvement over the mixture (``si_sdri``) is not,
+since the mixture's SI-SDR there is bounded only by float precision (~+140 dB).
 
 Transcription (when the model has a ``roll`` output): sigmoid roll -> notes per source with
 ``eval.note_threshold``, ``eval.note_hold_threshold`` and ``eval.min_note_frames`` (a head
@@ -205,7 +208,10 @@ class _Evaluator:
         # A silent reference makes SI-SDR and SDR undefined (and SDR's solver singular): such rows
         # are not scored at all, and count as NaN in the book.
         silent = references.abs().amax(-1) < SILENT_REFERENCE_PEAK  # (B, S)
-        values = self.row_scores(stems, mixture, references, silent)
+        # Alone: the rest of the mixture is silent, so the mixture is the reference and no
+        # estimate can improve on it; SI-SDRi there would be ~ -140 dB and swamp a mean.
+        alone = ((mixture.unsqueeze(1) - references).abs().amax(-1) < SILENT_REFERENCE_PEAK) & ~silent
+        values = self.row_scores(stems, mixture, references, silent, alone)
         for fn in self.metrics.examples.values():
             scored = [fn(stems[b], references[b]) for b in range(references.shape[0])]
             # A key a row metric gave already is kept: bss_eval's SDR equals the torchmetrics one
@@ -215,15 +221,17 @@ class _Evaluator:
                     values[key] = torch.stack([r[key] for r in scored]).to(references.device)
         ordered = {k: values[k] for k in KEY_ORDER if k in values} | {k: v for k, v in values.items() if k not in KEY_ORDER}
         if ordered:
-            self.book.add_separation(ordered, silent)
+            self.book.add_separation(ordered, silent, alone)
 
     def row_scores(
-        self, stems: torch.Tensor, mixture: torch.Tensor, references: torch.Tensor, silent: torch.Tensor
+        self, stems: torch.Tensor, mixture: torch.Tensor, references: torch.Tensor, silent: torch.Tensor,
+        alone: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
         """The row metrics on every audible (example, source) row -> ``{key: (B, S)}``, NaN where silent.
 
         A metric registered with ``mixture_baseline`` also scores the mixture as the estimate:
-        key ``k`` gives ``k + "i"`` = k(estimate) - k(mixture), e.g. SI-SDRi from SI-SDR.
+        key ``k`` gives ``k + "i"`` = k(estimate) - k(mixture), e.g. SI-SDRi from SI-SDR; NaN
+        where ``alone`` ``(B, S)`` marks a source that is the whole mixture.
         """
         batch, n_sources, samples = references.shape
         audible = ~silent.reshape(-1)
@@ -247,7 +255,8 @@ class _Evaluator:
             if name in self.metrics.baseline:
                 baseline = _rows(fn, mix_rows, ref_rows)[0]
                 for key in scored:
-                    values[f"{key}i"] = values[key] - scatter(baseline[key])
+                    improvement = values[key] - scatter(baseline[key])
+                    values[f"{key}i"] = improvement.masked_fill(alone.to(improvement.device), float("nan"))
         return values
 
     def score_transcription(self, est: Estimates, items: list[dict[str, Any]], drums: set[str]) -> None:

@@ -42,12 +42,20 @@ class ScoreBook:
             s: defaultdict(lambda: defaultdict(list)) for s in self.sources
         }
         self.silent: dict[str, int] = {s: 0 for s in self.sources}  # examples with a silent reference
+        self.alone: dict[str, int] = {s: 0 for s in self.sources}  # examples where the source is the whole mixture
         self.scored_separation = 0  # examples scored for separation
         self.scored_transcription = 0
 
-    def add_separation(self, values: dict[str, torch.Tensor], silent: torch.Tensor) -> None:
-        """Metric values ``{name: (batch, sources)}``; ``silent`` ``(batch, sources)`` marks rows to skip."""
+    def add_separation(self, values: dict[str, torch.Tensor], silent: torch.Tensor, alone: torch.Tensor | None = None) -> None:
+        """Metric values ``{name: (batch, sources)}``; ``silent`` ``(batch, sources)`` marks rows to skip.
+
+        ``alone`` ``(batch, sources)`` marks sources that are their whole mixture (their
+        improvement values are already NaN); it is counted for :meth:`notes`.
+        """
         silent = silent.detach().cpu()
+        if alone is not None:
+            for j, source in enumerate(self.sources):
+                self.alone[source] += int(alone[:, j].sum())
         for name, value in values.items():
             value = value.detach().double().cpu().masked_fill(silent, float("nan"))
             for j, source in enumerate(self.sources):
@@ -105,5 +113,11 @@ class ScoreBook:
                 lines.append(
                     f"{source}: {count} of {self.scored_separation} examples have a silent reference; "
                     f"left out of its separation averages"
+                )
+        for source, count in self.alone.items():
+            if count:
+                lines.append(
+                    f"{source}: {count} of {self.scored_separation} examples have no other source sounding "
+                    f"(the mixture is its reference); left out of its improvement (si_sdri) averages"
                 )
         return lines

@@ -331,6 +331,13 @@ def test_extra_set_evaluates_every_run_and_resumes(tmp_path, fake_training, fake
     assert ablation.main(extra) == 0 and fake_eval == []  # every record holds it: nothing to do
     assert ablation.main([*extra[:-1], "8"]) == 0 and len(fake_eval) == 4  # another window count: evaluated again
 
+    fake_eval.clear()  # a record made under older scoring rules is evaluated again
+    record_path = out / "chimera_set1" / "seed0" / "ablation_run.json"
+    record = json.loads(record_path.read_text())
+    record["extra"]["pop"]["scoring"] = ablation.EXTRA_SCORING - 1
+    record_path.write_text(json.dumps(record))
+    assert ablation.main([*extra[:-1], "8"]) == 0 and len(fake_eval) == 1
+
 
 def test_onset_head_on_the_extra_set(tmp_path, fake_training, fake_eval, pop_set):
     argv = ["--out", str(tmp_path), "--grid", "set4", "--models", "cerberus", "cerberus_onsets", "--seeds", "0", "1",

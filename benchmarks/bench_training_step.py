@@ -73,13 +73,14 @@ def to_device(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.to(DEVICE) for k, v in batch.items()}
 
 
-def build(name: str, overlays: tuple[Path, ...] = ()) -> tuple[nn.Module, bool]:
-    """The model of ``name``'s recipe (plus ``overlays``, e.g. quick.yaml) on :data:`DEVICE`, and whether it trains under bf16 autocast.
+def build(name: str, overlays: tuple[Path, ...] = (), extra: tuple[str, ...] = ()) -> tuple[nn.Module, bool]:
+    """The model of ``name``'s recipe (plus ``overlays``, e.g. quick.yaml, and ``extra`` overrides) on :data:`DEVICE`.
 
-    Raises MsttError when the variant asks for bf16 and the device has none.
+    Returns it and whether it trains under bf16 autocast. Raises MsttError when the variant asks
+    for bf16 and the device has none.
     """
     recipe, overrides = MODELS[name]
-    config = load_recipe([RECIPES / recipe, *overlays], overrides)
+    config = load_recipe([RECIPES / recipe, *overlays], [*overrides, *extra])
     torch.manual_seed(0)
     precision = resolve_precision(str(config.trainer.precision), bool(config.trainer.amp), DEVICE)
     return build_model(config).to(DEVICE), precision.autocast
@@ -126,6 +127,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--overlay", type=Path, action="append", default=[],
                         help="recipe overlay applied to every model, e.g. recipes/quick.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="recipe override applied to every model after the overlays, e.g. "
+                             "model.separator_options.convtasnet.hid_chan=128")
     parser.add_argument("--batch", type=int, default=BATCH, help=f"crops per step (default {BATCH}; the quick recipes train 8)")
     parser.add_argument("models", nargs="*", metavar="MODEL", help=f"some of {', '.join(MODELS)} (default: all)")
     args = parser.parse_args()
@@ -134,7 +138,7 @@ def main() -> None:
         parser.error(f"unknown model {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     for name in args.models or list(MODELS):
         try:
-            model, autocast = build(name, tuple(args.overlay))
+            model, autocast = build(name, tuple(args.overlay), tuple(args.overrides))
         except MsttError as exc:
             print(f"{name:<18} skipped: {exc}", flush=True)
             continue

@@ -1,7 +1,7 @@
 """What a note-decoding head does to onset F1: checkpoints evaluated with and without its decoder.
 
     .venv/bin/python benchmarks/onset_decoding.py --out DIR CHECKPOINT [CHECKPOINT ...] \
-        [--data KIND:PATH --data-option KEY=VALUE ...] [--max-examples N]
+        [--data KIND:PATH --data-option KEY=VALUE ...] [--split test] [--max-examples N]
 
 A head registered with ``decode`` (the onset plugin's) reads the notes itself: a frame run with
 no onset near its start is trimmed to its first onset or dropped, an onset inside a run splits
@@ -32,7 +32,8 @@ def f1_table(metrics: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     return {source: {level: (levels.get(level) or {}).get("f1") for level in LEVELS} for source, levels in block.items()}
 
 
-def evaluate_both(checkpoint: Path, out: Path, data: str | None, options: list[str], max_examples: int | None) -> dict[str, Any]:
+def evaluate_both(checkpoint: Path, out: Path, data: str | None, options: list[str], split: str,
+                  max_examples: int | None) -> dict[str, Any]:
     """One checkpoint with its head's decoder, then with the frame roll alone."""
     from mstt.commands.eval import evaluate
     from mstt.evaluate import core
@@ -42,7 +43,7 @@ def evaluate_both(checkpoint: Path, out: Path, data: str | None, options: list[s
     for label, decoder in (("with", original), ("without", lambda model: None)):
         core.note_decoder = decoder
         try:
-            metrics, _ = evaluate(checkpoint, data=data, data_options=options, max_examples=max_examples,
+            metrics, _ = evaluate(checkpoint, data=data, data_options=options, split=split, max_examples=max_examples,
                                   out=out.with_name(f"{out.name}-{label}-decoder"), progress=False)
         finally:
             core.note_decoder = original
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--data", default=None, help="KIND:PATH (default: each checkpoint recipe's data)")
     parser.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--split", default="test", help="train, validation or test (default test)")
     parser.add_argument("--max-examples", type=int, default=None)
     parser.add_argument("checkpoints", nargs="+", type=Path)
     args = parser.parse_args(argv)
@@ -66,12 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         rows = []
         for n, checkpoint in enumerate(args.checkpoints):
-            row = evaluate_both(checkpoint, args.out / str(n), args.data, args.data_option, args.max_examples)
+            row = evaluate_both(checkpoint, args.out / str(n), args.data, args.data_option, args.split, args.max_examples)
             rows.append(row)
             means = {label: row[f"{label}_decoder"].get("mean", {}).get("onset") for label in ("with", "without")}
             print(f"{checkpoint}: mean onset F1 with the head's decoder {means['with']}, frame roll alone {means['without']}")
         write_text_atomic(args.out / "onset_decoding.json",
-                          json.dumps({"data": args.data, "data_options": args.data_option,
+                          json.dumps({"data": args.data, "data_options": args.data_option, "split": args.split,
                                       "max_examples": args.max_examples, "rows": rows}, indent=2) + "\n")
     except MsttError as exc:
         print(f"error: {exc}", file=sys.stderr)

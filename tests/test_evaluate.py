@@ -331,7 +331,8 @@ def test_the_other_source_has_a_separation_row_but_no_share_of_the_means():
     from mstt.evaluate.scores import ScoreBook
 
     book = ScoreBook(["piano", "guitar", "other"])
-    book.add_separation({"si_sdri": torch.tensor([[2.0, 4.0, -10.0]])}, torch.zeros(1, 3, dtype=torch.bool))
+    none = torch.zeros(1, 3, dtype=torch.bool)
+    book.add_separation({"si_sdri": torch.tensor([[2.0, 4.0, -10.0]])}, none, none)
     for source in ("piano", "guitar"):
         book.add_transcription(source, {"onset": {"precision": 1.0, "recall": 0.5, "f1": 0.6}})
     book.count_transcription()

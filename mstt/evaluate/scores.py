@@ -46,22 +46,20 @@ class ScoreBook:
         self.scored_separation = 0  # examples scored for separation
         self.scored_transcription = 0
 
-    def add_separation(self, values: dict[str, torch.Tensor], silent: torch.Tensor, alone: torch.Tensor | None = None) -> None:
+    def add_separation(self, values: dict[str, torch.Tensor], silent: torch.Tensor, alone: torch.Tensor) -> None:
         """Metric values ``{name: (batch, sources)}``; ``silent`` ``(batch, sources)`` marks rows to skip.
 
         ``alone`` ``(batch, sources)`` marks sources that are their whole mixture (their
         improvement values are already NaN); it is counted for :meth:`notes`.
         """
-        silent = silent.detach().cpu()
-        if alone is not None:
-            for j, source in enumerate(self.sources):
-                self.alone[source] += int(alone[:, j].sum())
+        silent, alone = silent.detach().cpu(), alone.detach().cpu()
         for name, value in values.items():
             value = value.detach().double().cpu().masked_fill(silent, float("nan"))
             for j, source in enumerate(self.sources):
                 self.separation[source][name].extend(value[:, j].tolist())
         for j, source in enumerate(self.sources):
             self.silent[source] += int(silent[:, j].sum())
+            self.alone[source] += int(alone[:, j].sum())
         self.scored_separation += silent.shape[0]
 
     def add_transcription(self, source: str, scores: dict[str, dict[str, float]]) -> None:

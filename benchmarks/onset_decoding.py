@@ -1,15 +1,17 @@
-"""What a note-decoding head does to onset F1: checkpoints evaluated with and without its decoder.
+"""What a note-decoding head does to onset F1: checkpoints evaluated with its decoder and without.
 
     .venv/bin/python benchmarks/onset_decoding.py --out DIR CHECKPOINT [CHECKPOINT ...] \
-        [--data KIND:PATH --data-option KEY=VALUE ...] [--split test] [--max-examples N]
+        [--data KIND:PATH --data-option KEY=VALUE ...] [--split validation] [--max-examples N]
 
-A head registered with ``decode`` (the onset plugin's) reads the notes itself: a frame run with
-no onset near its start is trimmed to its first onset or dropped, an onset inside a run splits
-it. Evaluating the same checkpoint a second time with the frame roll alone
-(:func:`mstt.decode.decode_notes` with the recipe's thresholds) separates what the extra head's
-training did to the shared trunk from what its decoding rule does. Each evaluation is
-``mstt eval``'s, into ``DIR/<n>-<with|without>-decoder/``; ``DIR/onset_decoding.json`` holds the
-onset and onset+offset F1 per source of both.
+A head registered with ``decode`` (the onset plugin's) reads the notes itself. Each checkpoint is
+evaluated four ways: with the head's decoder as registered (``head``); with the frame roll split
+wherever the head detects an onset inside a run (``split``); with that and the Onsets-and-Frames
+gate, where a run may start a note only within a frame of a detected onset (``gated``); and with
+the frame roll alone (``frames``, :func:`mstt.decode.decode_notes` with the recipe's
+thresholds). ``frames`` against the plain model tells what the extra head's training did to the
+shared trunk; the other three what each decoding rule does. Choose a rule on ``--split
+validation``. Each evaluation is ``mstt eval``'s, into ``DIR/<n>-<way>/``;
+``DIR/onset_decoding.json`` holds the onset and onset+offset F1 per source of every way.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from mstt.errors import MsttError
 from mstt.fileio import write_text_atomic
 
 LEVELS = ("onset", "onset_offset")
+WAYS = ("head", "split", "gated", "frames")
+ONSET_THRESHOLD = 0.5  # the onset plugin's: an onset probability above it is a detected onset
 
 
 def f1_table(metrics: dict[str, Any]) -> dict[str, dict[str, float | None]]:
@@ -32,22 +36,40 @@ def f1_table(metrics: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     return {source: {level: (levels.get(level) or {}).get("f1") for level in LEVELS} for source, levels in block.items()}
 
 
-def evaluate_both(checkpoint: Path, out: Path, data: str | None, options: list[str], split: str,
+def onset_rule_decoder(require_onset: bool, onset_threshold: float = ONSET_THRESHOLD):
+    """A stand-in for :func:`mstt.decode.note_decoder`: the model's decoding head, its output read with one onset rule."""
+    from mstt.decode import note_decoder
+    from mstt.decode.notes import decode_notes
+
+    def decode(roll, onsets, frame_rate: float, decoding) -> list:
+        return [decode_notes(roll[s], frame_rate, decoding, onsets[s], onset_threshold, require_onset)
+                for s in range(roll.shape[0])]
+
+    def decoder_of(model):
+        found = note_decoder(model)
+        return None if found is None else (found[0], decode)
+
+    return decoder_of
+
+
+def evaluate_ways(checkpoint: Path, out: Path, data: str | None, options: list[str], split: str,
                   max_examples: int | None) -> dict[str, Any]:
-    """One checkpoint with its head's decoder, then with the frame roll alone."""
+    """One checkpoint evaluated with each decoder of :data:`WAYS`."""
     from mstt.commands.eval import evaluate
     from mstt.evaluate import core
 
     row: dict[str, Any] = {"checkpoint": str(checkpoint)}
     original = core.note_decoder
-    for label, decoder in (("with", original), ("without", lambda model: None)):
-        core.note_decoder = decoder
+    ways = {"head": original, "split": onset_rule_decoder(False), "gated": onset_rule_decoder(True),
+            "frames": lambda model: None}
+    for way in WAYS:
+        core.note_decoder = ways[way]
         try:
             metrics, _ = evaluate(checkpoint, data=data, data_options=options, split=split, max_examples=max_examples,
-                                  out=out.with_name(f"{out.name}-{label}-decoder"), progress=False)
+                                  out=out.with_name(f"{out.name}-{way}"), progress=False)
         finally:
             core.note_decoder = original
-        row[f"{label}_decoder"] = f1_table(metrics)
+        row[way] = f1_table(metrics)
     return row
 
 
@@ -57,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--data", default=None, help="KIND:PATH (default: each checkpoint recipe's data)")
     parser.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--split", default="test", help="train, validation or test (default test)")
+    parser.add_argument("--split", default="test", help="train, validation or test (default test; choose a rule on validation)")
     parser.add_argument("--max-examples", type=int, default=None)
     parser.add_argument("checkpoints", nargs="+", type=Path)
     args = parser.parse_args(argv)
@@ -68,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         rows = []
         for n, checkpoint in enumerate(args.checkpoints):
-            row = evaluate_both(checkpoint, args.out / str(n), args.data, args.data_option, args.split, args.max_examples)
+            row = evaluate_ways(checkpoint, args.out / str(n), args.data, args.data_option, args.split, args.max_examples)
             rows.append(row)
-            means = {label: row[f"{label}_decoder"].get("mean", {}).get("onset") for label in ("with", "without")}
-            print(f"{checkpoint}: mean onset F1 with the head's decoder {means['with']}, frame roll alone {means['without']}")
+            means = ", ".join(f"{way} {row[way].get('mean', {}).get('onset')}" for way in WAYS)
+            print(f"{checkpoint}: mean onset F1 {means}")
         write_text_atomic(args.out / "onset_decoding.json",
                           json.dumps({"data": args.data, "data_options": args.data_option, "split": args.split,
                                       "max_examples": args.max_examples, "rows": rows}, indent=2) + "\n")

@@ -1,4 +1,4 @@
-"""benchmarks/onset_decoding.py: a checkpoint evaluated with and without its head's note decoder."""
+"""benchmarks/onset_decoding.py: a checkpoint evaluated with its head's note decoder, each onset rule, and the frame roll alone."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+
+import torch
 
 import mstt.evaluate.core as core
+from mstt.decode import NoteDecoding
 from tests.test_ablation import pop_set, tiny_checkpoint  # noqa: F401  (fixtures)
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "onset_decoding.py"
@@ -18,7 +22,7 @@ sys.modules["onset_decoding"] = onset_decoding
 spec.loader.exec_module(onset_decoding)
 
 
-def test_both_evaluations_are_written_and_the_decoder_is_put_back(tmp_path, tiny_checkpoint, pop_set):  # noqa: F811
+def test_every_way_is_written_and_the_decoder_is_put_back(tmp_path, tiny_checkpoint, pop_set):  # noqa: F811
     run = tmp_path / "run" / "checkpoints"
     run.mkdir(parents=True)
     checkpoint = run / "best.pt"
@@ -37,12 +41,29 @@ def test_both_evaluations_are_written_and_the_decoder_is_put_back(tmp_path, tiny
         assert core.note_decoder is spy  # what was there before is restored
     finally:
         core.note_decoder = original
-    assert code == 0 and len(seen) == 1  # the first pass used the decoder lookup, the second did not
+    assert code == 0 and len(seen) == 1  # only the "head" pass used the decoder lookup in place
     row = json.loads((tmp_path / "cmp" / "onset_decoding.json").read_text())["rows"][0]
-    # A Cerberus has no decoding head: the two passes decode the same roll the same way.
-    assert row["with_decoder"] == row["without_decoder"] and "onset" in row["with_decoder"]["piano"]
-    assert (tmp_path / "cmp" / "0-with-decoder" / "metrics.json").is_file()
-    assert (tmp_path / "cmp" / "0-without-decoder" / "metrics.json").is_file()
+    # A Cerberus has no decoding head: every pass decodes the same roll the same way.
+    assert "onset" in row["head"]["piano"]
+    assert row["head"] == row["split"] == row["gated"] == row["frames"]
+    for way in onset_decoding.WAYS:
+        assert (tmp_path / "cmp" / f"0-{way}" / "metrics.json").is_file()
+
+
+def test_the_onset_rules_differ_only_where_a_run_starts_without_an_onset():
+    model = SimpleNamespace(specs={"onset": SimpleNamespace(output="onset", decode=object())})
+    roll, onsets = torch.zeros(1, 88, 40), torch.zeros(1, 88, 40)
+    roll[0, 39, 5:30] = 1.0  # a run whose start has no detected onset...
+    onsets[0, 39, 18] = 1.0  # ...and one onset inside it
+    roll[0, 50, 3:9] = onsets[0, 50, 3] = 1.0  # a run that starts on an onset
+    decoding = NoteDecoding(0.4, None, 2)
+    split_output, split = onset_decoding.onset_rule_decoder(False)(model)
+    gated_output, gated = onset_decoding.onset_rule_decoder(True)(model)
+    assert split_output == gated_output == "onset"
+    split_notes, gated_notes = split(roll, onsets, 10.0, decoding)[0], gated(roll, onsets, 10.0, decoding)[0]
+    assert [(n[0], n[2]) for n in split_notes] == [(0.3, 71.0), (0.5, 60.0), (1.8, 60.0)]
+    assert [(n[0], n[2]) for n in gated_notes] == [(0.3, 71.0), (1.8, 60.0)]  # the un-onset start is dropped
+    assert onset_decoding.onset_rule_decoder(False)(SimpleNamespace(specs={})) is None
 
 
 def test_a_missing_checkpoint_is_one_line(tmp_path, capsys):

@@ -44,11 +44,14 @@ def _runs(active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return keys, starts, ends
 
 
-def _segments_with_onsets(start: int, end: int, onset_active: np.ndarray, rising: np.ndarray) -> list[int]:
+def _segments_with_onsets(
+    start: int, end: int, onset_active: np.ndarray, rising: np.ndarray, require_onset: bool
+) -> list[int]:
     """Start frames of the notes inside one frame run ``[start, end)`` of one key."""
     starts = []
-    # The run may begin a note only where an onset is detected within one frame of its start.
-    if onset_active[max(start - 1, 0) : start + 2].any():
+    # With require_onset the run may begin a note only where an onset is detected within one
+    # frame of its start; without it the run's start is a note whether or not one was detected.
+    if not require_onset or onset_active[max(start - 1, 0) : start + 2].any():
         starts.append(start)
     # Each later onset (a rising edge of the onset roll) inside the run starts a new note.
     for t in np.flatnonzero(rising[start + 2 : end]) + start + 2:
@@ -90,7 +93,7 @@ class NoteDecoding:
 
 def _segments(
     keys: np.ndarray, starts: np.ndarray, ends: np.ndarray, onset_probabilities: ArrayLike | None,
-    onset_threshold: float, shape: tuple[int, ...],
+    onset_threshold: float, shape: tuple[int, ...], require_onset: bool,
 ) -> list[tuple[int, int, int]]:
     """(key, start, end) of each note candidate: the frame runs, split at onsets when given."""
     if onset_probabilities is None:
@@ -102,7 +105,7 @@ def _segments(
     rising = np.diff(np.pad(onset_active.astype(np.int8), ((0, 0), (1, 0))), axis=1) == 1
     segments = []
     for k, s, e in zip(keys, starts, ends):
-        note_starts = _segments_with_onsets(int(s), int(e), onset_active[k], rising[k])
+        note_starts = _segments_with_onsets(int(s), int(e), onset_active[k], rising[k], require_onset)
         bounds = note_starts + [int(e)]
         segments.extend((int(k), a, b) for a, b in zip(bounds[:-1], bounds[1:]))
     return segments
@@ -116,14 +119,15 @@ def roll_to_notes(
     onset_probabilities: ArrayLike | None = None,
     onset_threshold: float = 0.5,
     hold_threshold: float | None = None,
+    require_onset: bool = True,
 ) -> np.ndarray:
     """Frame probabilities ``(88, frames)`` (and optional onset probabilities) -> notes ``(n, 4)``.
 
     A note is a run of frames above ``hold_threshold`` (default: ``threshold``) that passes
-    ``threshold`` somewhere and lasts at least ``min_frames``. With onset probabilities (the
-    Onsets-and-Frames rule) a run may start a note only where an onset is detected at that key
-    within one frame, and a later onset inside a run splits it. Velocity is the note's mean
-    frame probability scaled to 1..127.
+    ``threshold`` somewhere and lasts at least ``min_frames``. With onset probabilities an onset
+    detected inside a run splits it; with ``require_onset`` too (the Onsets-and-Frames rule) a
+    run may start a note only where an onset is detected at that key within one frame. Velocity
+    is the note's mean frame probability scaled to 1..127.
     """
     probs = _as_roll(probabilities, "probabilities")
     hold = threshold if hold_threshold is None else min(hold_threshold, threshold)
@@ -133,7 +137,7 @@ def roll_to_notes(
         reached = peaks > threshold if len(peaks) else np.zeros(0, bool)
         keys, starts, ends = keys[reached], starts[reached], ends[reached]
     rows = []
-    for k, s, e in _segments(keys, starts, ends, onset_probabilities, onset_threshold, probs.shape):
+    for k, s, e in _segments(keys, starts, ends, onset_probabilities, onset_threshold, probs.shape, require_onset):
         if e - s < min_frames:
             continue
         velocity = float(np.clip(np.round(probs[k, s:e].mean() * 127), 1, 127))
@@ -145,10 +149,11 @@ def roll_to_notes(
 
 
 def decode_notes(probabilities: ArrayLike, frame_rate: float, decoding: NoteDecoding,
-                 onset_probabilities: ArrayLike | None = None, onset_threshold: float = 0.5) -> np.ndarray:
+                 onset_probabilities: ArrayLike | None = None, onset_threshold: float = 0.5,
+                 require_onset: bool = True) -> np.ndarray:
     """:func:`roll_to_notes` with the thresholds of ``decoding``."""
     return roll_to_notes(probabilities, frame_rate, decoding.threshold, decoding.min_frames,
-                         onset_probabilities, onset_threshold, decoding.hold_threshold)
+                         onset_probabilities, onset_threshold, decoding.hold_threshold, require_onset)
 
 
 def notes_to_midi(

@@ -2,9 +2,11 @@
 
 The head predicts, per source and key, the probability that a note starts in each frame.
 Its loss is binary cross-entropy against the onset roll the datasets provide. At decoding
-time its output tells the transcription head's roll where notes may begin: a frame run with
-no onset near its start is trimmed to its first onset, and an onset inside a sustained run
-splits it into two notes (repeated notes that a frame roll alone merges).
+time an onset it detects inside a sustained run of the transcription head's roll splits the
+run into two notes (repeated notes that a frame roll alone merges). Each run still starts a
+note where it starts, onset detected or not: the Onsets-and-Frames gate (a run may begin a note
+only near a detected onset) dropped most bass and string notes of models trained for CPU
+minutes, whose onset heads had not learned those instruments' onsets yet.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from mstt.decode.notes import NoteDecoding, decode_notes
 from mstt.features.rolls import N_KEYS
 
 ONSET_THRESHOLD = 0.5  # onset probability that counts as a detected onset when decoding
+# Whether a frame run may start a note only within a frame of a detected onset. Chosen on the
+# validation split (benchmarks/onset_decoding.py, README "Decoding rule").
+REQUIRE_ONSET = False
 
 
 @dataclass
@@ -72,9 +77,10 @@ class OnsetLoss:
 def decode_with_onsets(
     roll: torch.Tensor, onsets: torch.Tensor, frame_rate: float, decoding: NoteDecoding
 ) -> list[np.ndarray]:
-    """Notes per source from the frame roll ``(S, 88, T)``, split and sharpened by onsets ``(S, 88, T)``."""
+    """Notes per source from the frame roll ``(S, 88, T)``, split where the onsets ``(S, 88, T)`` say a note repeats."""
     return [
-        decode_notes(roll[s], frame_rate, decoding, onset_probabilities=onsets[s], onset_threshold=ONSET_THRESHOLD)
+        decode_notes(roll[s], frame_rate, decoding, onset_probabilities=onsets[s], onset_threshold=ONSET_THRESHOLD,
+                     require_onset=REQUIRE_ONSET)
         for s in range(roll.shape[0])
     ]
 

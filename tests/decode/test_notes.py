@@ -88,6 +88,20 @@ def test_onset_in_the_middle_of_a_run_drops_the_frames_before_it():
     np.testing.assert_allclose(notes[:, :2] * FPS, [[12, 30]])
 
 
+def test_without_require_onset_every_run_starts_a_note_and_onsets_only_split():
+    frames = np.zeros((88, 40))
+    onsets = np.zeros((88, 40))
+    frames[5, 0:30] = 1.0  # no onset at its start, one inside
+    onsets[5, 12:14] = 1.0
+    frames[9, 3:8] = 1.0  # no onset at all
+    notes = roll_to_notes(frames, FPS, onset_probabilities=onsets, require_onset=False)
+    by_key = {int(p): notes[notes[:, 2] == p, :2] * FPS for p in np.unique(notes[:, 2])}
+    np.testing.assert_allclose(by_key[5 + 21], [[0, 12], [12, 30]])
+    np.testing.assert_allclose(by_key[9 + 21], [[3, 8]])
+    gated = decode_notes(frames, FPS, NoteDecoding(), onset_probabilities=onsets, require_onset=True)
+    np.testing.assert_allclose(gated[:, :2] * FPS, [[12, 30]])
+
+
 def test_notes_to_roll_rounding_range_and_velocity():
     notes = np.array(
         [

@@ -53,9 +53,10 @@ def test_onsets_split_a_repeated_note():
     frame_rate = 10.0
     plain = decode_with_onsets(roll, torch.zeros_like(onsets), frame_rate, NoteDecoding(0.4, None, 2))[0]
     split = decode_with_onsets(roll, onsets, frame_rate, NoteDecoding(0.4, None, 2))[0]
-    assert len(plain) == 0  # no detected onset: no note may start
+    assert len(plain) == 1  # no detected onset: the run is one note, as the frame roll alone reads it
     assert len(split) == 2
     np.testing.assert_allclose(split[:, 0], [0.5, 1.8])
+    np.testing.assert_allclose(split[:, 1], [1.8, 3.0])  # the first note ends where the repeat starts
 
 
 def test_onsets_recipe_builds_the_onset_head():

@@ -1,7 +1,7 @@
 """What a note-decoding head does to onset F1: checkpoints evaluated with its decoder and without.
 
     .venv/bin/python benchmarks/onset_decoding.py --out DIR CHECKPOINT [CHECKPOINT ...] \
-        [--data KIND:PATH --data-option KEY=VALUE ...] [--split validation] [--max-examples N]
+        [--data KIND:PATH --data-option KEY=VALUE ...] [--split test|validation] [--max-examples N]
 
 A head registered with ``decode`` (the onset plugin's) reads the notes itself. Each checkpoint is
 evaluated four ways: with the head's decoder as registered (``head``); with the frame roll split
@@ -27,7 +27,6 @@ from mstt.fileio import write_text_atomic
 
 LEVELS = ("onset", "onset_offset")
 WAYS = ("head", "split", "gated", "frames")
-ONSET_THRESHOLD = 0.5  # the onset plugin's: an onset probability above it is a detected onset
 
 
 def f1_table(metrics: dict[str, Any]) -> dict[str, dict[str, float | None]]:
@@ -36,10 +35,16 @@ def f1_table(metrics: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     return {source: {level: (levels.get(level) or {}).get("f1") for level in LEVELS} for source, levels in block.items()}
 
 
-def onset_rule_decoder(require_onset: bool, onset_threshold: float = ONSET_THRESHOLD):
-    """A stand-in for :func:`mstt.decode.note_decoder`: the model's decoding head, its output read with one onset rule."""
+def onset_rule_decoder(require_onset: bool, onset_threshold: float | None = None):
+    """A stand-in for :func:`mstt.decode.note_decoder`: the model's decoding head, its output read with one onset rule.
+
+    ``onset_threshold`` defaults to the onset plugin's, the probability above which it counts an onset.
+    """
     from mstt.decode import note_decoder
     from mstt.decode.notes import decode_notes
+
+    if onset_threshold is None:
+        from mstt_onset_head import ONSET_THRESHOLD as onset_threshold
 
     def decode(roll, onsets, frame_rate: float, decoding) -> list:
         return [decode_notes(roll[s], frame_rate, decoding, onsets[s], onset_threshold, require_onset)
@@ -52,6 +57,12 @@ def onset_rule_decoder(require_onset: bool, onset_threshold: float = ONSET_THRES
     return decoder_of
 
 
+def decoders(head) -> dict[str, Any]:
+    """Each of :data:`WAYS` -> a stand-in for ``note_decoder``; ``head`` is the decoder lookup as registered."""
+    return {"head": head, "split": onset_rule_decoder(False), "gated": onset_rule_decoder(True),
+            "frames": lambda model: None}
+
+
 def evaluate_ways(checkpoint: Path, out: Path, data: str | None, options: list[str], split: str,
                   max_examples: int | None) -> dict[str, Any]:
     """One checkpoint evaluated with each decoder of :data:`WAYS`."""
@@ -60,8 +71,7 @@ def evaluate_ways(checkpoint: Path, out: Path, data: str | None, options: list[s
 
     row: dict[str, Any] = {"checkpoint": str(checkpoint)}
     original = core.note_decoder
-    ways = {"head": original, "split": onset_rule_decoder(False), "gated": onset_rule_decoder(True),
-            "frames": lambda model: None}
+    ways = decoders(original)
     for way in WAYS:
         core.note_decoder = ways[way]
         try:

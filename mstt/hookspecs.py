@@ -64,7 +64,7 @@ def mstt_register_heads(register: Register) -> None:
     :class:`mstt.decode.notes.NoteDecoding`), and one notes array ``(n, 4)`` =
     ``[onset_s, offset_s, midi_pitch, velocity]`` per source returned (see
     :func:`mstt.decode.notes.decode_notes`). The onset head of ``plugins/mstt-onset-head``
-    uses it to split and sharpen notes at detected onsets.
+    uses it to split notes at detected onsets.
 
     ``frame_local=True`` declares that the head's output at frame t depends on trunk frame t
     alone (a per-frame layer, as all built-in heads are). Such a head may be trained on a

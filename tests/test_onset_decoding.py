@@ -57,9 +57,11 @@ def test_the_onset_rules_differ_only_where_a_run_starts_without_an_onset():
     onsets[0, 39, 18] = 1.0  # ...and one onset inside it
     roll[0, 50, 3:9] = onsets[0, 50, 3] = 1.0  # a run that starts on an onset
     decoding = NoteDecoding(0.4, None, 2)
-    split_output, split = onset_decoding.onset_rule_decoder(False)(model)
-    gated_output, gated = onset_decoding.onset_rule_decoder(True)(model)
+    ways = onset_decoding.decoders(head=None)
+    split_output, split = ways["split"](model)
+    gated_output, gated = ways["gated"](model)
     assert split_output == gated_output == "onset"
+    assert ways["frames"](model) is None and ways["head"] is None
     split_notes, gated_notes = split(roll, onsets, 10.0, decoding)[0], gated(roll, onsets, 10.0, decoding)[0]
     assert [(n[0], n[2]) for n in split_notes] == [(0.3, 71.0), (0.5, 60.0), (1.8, 60.0)]
     assert [(n[0], n[2]) for n in gated_notes] == [(0.3, 71.0), (1.8, 60.0)]  # the un-onset start is dropped

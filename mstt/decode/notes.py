@@ -23,6 +23,10 @@ from mstt.features.rolls import (  # noqa: F401  (re-exported: decoding's public
 )
 
 ArrayLike = np.ndarray | torch.Tensor
+# Without the onset gate, an onset detected this soon after a frame run starts is taken as that
+# run's own onset, not a repeat: splitting there would leave a stub note whose onset and the
+# next note's fall in the same 50 ms scoring window (mir_eval's onset tolerance), one of them false.
+OWN_ONSET_SECONDS = 0.05
 
 
 def _as_roll(x: ArrayLike, name: str) -> np.ndarray:
@@ -45,16 +49,20 @@ def _runs(active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _segments_with_onsets(
-    start: int, end: int, onset_active: np.ndarray, rising: np.ndarray, require_onset: bool
+    start: int, end: int, onset_active: np.ndarray, rising: np.ndarray, own_frames: int | None
 ) -> list[int]:
-    """Start frames of the notes inside one frame run ``[start, end)`` of one key."""
+    """Start frames of the notes inside one frame run ``[start, end)`` of one key.
+
+    ``own_frames`` None is the Onsets-and-Frames gate: the run may begin a note only where an
+    onset is detected within one frame of its start. Otherwise the run's start is a note whether
+    or not one was detected, and onsets in its first ``own_frames`` frames are its own.
+    """
     starts = []
-    # With require_onset the run may begin a note only where an onset is detected within one
-    # frame of its start; without it the run's start is a note whether or not one was detected.
-    if not require_onset or onset_active[max(start - 1, 0) : start + 2].any():
+    if own_frames is not None or onset_active[max(start - 1, 0) : start + 2].any():
         starts.append(start)
     # Each later onset (a rising edge of the onset roll) inside the run starts a new note.
-    for t in np.flatnonzero(rising[start + 2 : end]) + start + 2:
+    first = start + (2 if own_frames is None else own_frames)
+    for t in np.flatnonzero(rising[first:end]) + first:
         starts.append(int(t))
     return starts
 
@@ -93,7 +101,7 @@ class NoteDecoding:
 
 def _segments(
     keys: np.ndarray, starts: np.ndarray, ends: np.ndarray, onset_probabilities: ArrayLike | None,
-    onset_threshold: float, shape: tuple[int, ...], require_onset: bool,
+    onset_threshold: float, shape: tuple[int, ...], own_frames: int | None,
 ) -> list[tuple[int, int, int]]:
     """(key, start, end) of each note candidate: the frame runs, split at onsets when given."""
     if onset_probabilities is None:
@@ -105,7 +113,7 @@ def _segments(
     rising = np.diff(np.pad(onset_active.astype(np.int8), ((0, 0), (1, 0))), axis=1) == 1
     segments = []
     for k, s, e in zip(keys, starts, ends):
-        note_starts = _segments_with_onsets(int(s), int(e), onset_active[k], rising[k], require_onset)
+        note_starts = _segments_with_onsets(int(s), int(e), onset_active[k], rising[k], own_frames)
         bounds = note_starts + [int(e)]
         segments.extend((int(k), a, b) for a, b in zip(bounds[:-1], bounds[1:]))
     return segments
@@ -126,8 +134,9 @@ def roll_to_notes(
     A note is a run of frames above ``hold_threshold`` (default: ``threshold``) that passes
     ``threshold`` somewhere and lasts at least ``min_frames``. With onset probabilities an onset
     detected inside a run splits it; with ``require_onset`` too (the Onsets-and-Frames rule) a
-    run may start a note only where an onset is detected at that key within one frame. Velocity
-    is the note's mean frame probability scaled to 1..127.
+    run may start a note only where an onset is detected at that key within one frame. Without
+    it every run starts a note, and an onset within :data:`OWN_ONSET_SECONDS` of a run's start
+    does not split it. Velocity is the note's mean frame probability scaled to 1..127.
     """
     probs = _as_roll(probabilities, "probabilities")
     hold = threshold if hold_threshold is None else min(hold_threshold, threshold)
@@ -137,7 +146,8 @@ def roll_to_notes(
         reached = peaks > threshold if len(peaks) else np.zeros(0, bool)
         keys, starts, ends = keys[reached], starts[reached], ends[reached]
     rows = []
-    for k, s, e in _segments(keys, starts, ends, onset_probabilities, onset_threshold, probs.shape, require_onset):
+    own_frames = None if require_onset else max(2, int(np.ceil(OWN_ONSET_SECONDS * frame_rate - 1e-9)))
+    for k, s, e in _segments(keys, starts, ends, onset_probabilities, onset_threshold, probs.shape, own_frames):
         if e - s < min_frames:
             continue
         velocity = float(np.clip(np.round(probs[k, s:e].mean() * 127), 1, 127))

@@ -102,6 +102,18 @@ def test_without_require_onset_every_run_starts_a_note_and_onsets_only_split():
     np.testing.assert_allclose(gated[:, :2] * FPS, [[12, 30]])
 
 
+def test_without_require_onset_an_onset_just_after_a_runs_start_is_its_own():
+    frame_rate = 62.5  # 16 ms frames: 50 ms is a bit over 3 frames
+    frames, onsets = np.zeros((88, 60)), np.zeros((88, 60))
+    frames[5, 10:40] = frames[9, 10:40] = 1.0
+    onsets[5, 13] = 1.0  # 48 ms after the run starts: the same note, detected late
+    onsets[9, 14] = 1.0  # 64 ms after: a repeat
+    notes = roll_to_notes(frames, frame_rate, onset_probabilities=onsets, require_onset=False)
+    by_key = {int(p): np.round(notes[notes[:, 2] == p, :2] * frame_rate) for p in np.unique(notes[:, 2])}
+    np.testing.assert_allclose(by_key[5 + 21], [[10, 40]])
+    np.testing.assert_allclose(by_key[9 + 21], [[10, 14], [14, 40]])
+
+
 def test_notes_to_roll_rounding_range_and_velocity():
     notes = np.array(
         [

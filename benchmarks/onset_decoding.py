@@ -17,6 +17,7 @@ validation``. Each evaluation is ``mstt eval``'s, into ``DIR/<n>-<way>/``;
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -35,20 +36,13 @@ def f1_table(metrics: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     return {source: {level: (levels.get(level) or {}).get("f1") for level in LEVELS} for source, levels in block.items()}
 
 
-def onset_rule_decoder(require_onset: bool, onset_threshold: float | None = None):
-    """A stand-in for :func:`mstt.decode.note_decoder`: the model's decoding head, its output read with one onset rule.
+def onset_rule_decoder(require_onset: bool):
+    """A stand-in for :func:`mstt.decode.note_decoder`: the onset plugin's decoder with one onset rule."""
+    from mstt_onset_head import decode_with_onsets
 
-    ``onset_threshold`` defaults to the onset plugin's, the probability above which it counts an onset.
-    """
     from mstt.decode import note_decoder
-    from mstt.decode.notes import decode_notes
 
-    if onset_threshold is None:
-        from mstt_onset_head import ONSET_THRESHOLD as onset_threshold
-
-    def decode(roll, onsets, frame_rate: float, decoding) -> list:
-        return [decode_notes(roll[s], frame_rate, decoding, onsets[s], onset_threshold, require_onset)
-                for s in range(roll.shape[0])]
+    decode = functools.partial(decode_with_onsets, require_onset=require_onset)
 
     def decoder_of(model):
         found = note_decoder(model)

@@ -49,20 +49,19 @@ def _runs(active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _segments_with_onsets(
-    start: int, end: int, onset_active: np.ndarray, rising: np.ndarray, own_frames: int | None
+    start: int, end: int, onset_active: np.ndarray, rising: np.ndarray, require_onset: bool, own_frames: int
 ) -> list[int]:
     """Start frames of the notes inside one frame run ``[start, end)`` of one key.
 
-    ``own_frames`` None is the Onsets-and-Frames gate: the run may begin a note only where an
-    onset is detected within one frame of its start. Otherwise the run's start is a note whether
-    or not one was detected, and onsets in its first ``own_frames`` frames are its own.
+    With ``require_onset`` (the Onsets-and-Frames gate) the run may begin a note only where an
+    onset is detected within one frame of its start. Onsets in the run's first ``own_frames``
+    frames are its own; each later one starts a new note.
     """
     starts = []
-    if own_frames is not None or onset_active[max(start - 1, 0) : start + 2].any():
+    if not require_onset or onset_active[max(start - 1, 0) : start + 2].any():
         starts.append(start)
-    # Each later onset (a rising edge of the onset roll) inside the run starts a new note.
-    first = start + (2 if own_frames is None else own_frames)
-    for t in np.flatnonzero(rising[first:end]) + first:
+    first = start + own_frames
+    for t in np.flatnonzero(rising[first:end]) + first:  # rising edges of the onset roll
         starts.append(int(t))
     return starts
 
@@ -101,7 +100,7 @@ class NoteDecoding:
 
 def _segments(
     keys: np.ndarray, starts: np.ndarray, ends: np.ndarray, onset_probabilities: ArrayLike | None,
-    onset_threshold: float, shape: tuple[int, ...], own_frames: int | None,
+    onset_threshold: float, shape: tuple[int, ...], require_onset: bool, own_frames: int,
 ) -> list[tuple[int, int, int]]:
     """(key, start, end) of each note candidate: the frame runs, split at onsets when given."""
     if onset_probabilities is None:
@@ -113,7 +112,7 @@ def _segments(
     rising = np.diff(np.pad(onset_active.astype(np.int8), ((0, 0), (1, 0))), axis=1) == 1
     segments = []
     for k, s, e in zip(keys, starts, ends):
-        note_starts = _segments_with_onsets(int(s), int(e), onset_active[k], rising[k], own_frames)
+        note_starts = _segments_with_onsets(int(s), int(e), onset_active[k], rising[k], require_onset, own_frames)
         bounds = note_starts + [int(e)]
         segments.extend((int(k), a, b) for a, b in zip(bounds[:-1], bounds[1:]))
     return segments
@@ -146,8 +145,10 @@ def roll_to_notes(
         reached = peaks > threshold if len(peaks) else np.zeros(0, bool)
         keys, starts, ends = keys[reached], starts[reached], ends[reached]
     rows = []
-    own_frames = None if require_onset else max(2, int(np.ceil(OWN_ONSET_SECONDS * frame_rate - 1e-9)))
-    for k, s, e in _segments(keys, starts, ends, onset_probabilities, onset_threshold, probs.shape, own_frames):
+    # The gate already looks one frame past the start; without it a late detection can come later.
+    own_frames = 2 if require_onset else max(2, int(np.ceil(OWN_ONSET_SECONDS * frame_rate - 1e-9)))
+    segments = _segments(keys, starts, ends, onset_probabilities, onset_threshold, probs.shape, require_onset, own_frames)
+    for k, s, e in segments:
         if e - s < min_frames:
             continue
         velocity = float(np.clip(np.round(probs[k, s:e].mean() * 127), 1, 127))

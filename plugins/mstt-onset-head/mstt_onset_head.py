@@ -75,12 +75,13 @@ class OnsetLoss:
 
 
 def decode_with_onsets(
-    roll: torch.Tensor, onsets: torch.Tensor, frame_rate: float, decoding: NoteDecoding
+    roll: torch.Tensor, onsets: torch.Tensor, frame_rate: float, decoding: NoteDecoding,
+    require_onset: bool = REQUIRE_ONSET,
 ) -> list[np.ndarray]:
     """Notes per source from the frame roll ``(S, 88, T)``, split where the onsets ``(S, 88, T)`` say a note repeats."""
     return [
         decode_notes(roll[s], frame_rate, decoding, onset_probabilities=onsets[s], onset_threshold=ONSET_THRESHOLD,
-                     require_onset=REQUIRE_ONSET)
+                     require_onset=require_onset)
         for s in range(roll.shape[0])
     ]
 

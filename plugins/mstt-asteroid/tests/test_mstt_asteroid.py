@@ -76,7 +76,7 @@ def test_separator_loss_drops(name):
 # Parameters of each separator with recipes/quick.yaml (exact; the paper sizes are 5.25 M,
 # 3.70 M and 2.83 M): far under the quick Cerberus's 4.46 M, since a waveform separator's
 # cost follows its frame rate, not its parameters (quick.yaml says why).
-QUICK_PARAMS = {"convtasnet": 534_669, "dprnn": 345_473, "sudormrf": 466_180}  # the bench JSON of 2026-12-07 counts the same
+QUICK_PARAMS = {"convtasnet": 534_669, "dprnn": 345_473, "sudormrf": 466_180}
 
 
 def _separator_count(capsys) -> int:

@@ -39,6 +39,8 @@ MODELS = {
     "cerberus_bf16": ("cerberus_set4.yaml", ["trainer.precision=bf16"]),
     "cerberus_dc25": ("cerberus_set4.yaml", ["trainer.precision=fp32", "model.heads.dc.train_frames=0.25"]),
     "cerberus_bf16_dc25": ("cerberus_set4.yaml", ["trainer.precision=bf16", "model.heads.dc.train_frames=0.25"]),
+    # bf16 everywhere but the recurrent trunk, which stays float32 (what it costs of bf16's speed).
+    "cerberus_bf16_lstm_fp32": ("cerberus_set4.yaml", ["trainer.precision=bf16", "model.encoder.options.fp32=true"]),
     "convtasnet": ("convtasnet_set4.yaml", []),
     "dprnn": ("dprnn_set4.yaml", []),
     "sudormrf": ("sudormrf_set4.yaml", []),

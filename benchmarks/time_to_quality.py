@@ -10,7 +10,9 @@ Paths (one row each, in the same process, one after the other, so one machine an
 - ``fast``: the recipe as it ships (bf16 autocast where the CPU has it, the DC head on a subset
   of frames);
 - ``bf16-dc-all`` and ``fp32-dc-subset`` (``--paths``): one lever each, to tell which of the two
-  costs what the fast path loses per step.
+  costs what the fast path loses per step;
+- ``fast-lstm-fp32`` (``--paths``): the fast path with the recurrent trunk kept in float32 under
+  autocast (``model.encoder.options.fp32=true``), the heads in bf16.
 
 Budget mode trains each path for ``B`` minutes of training wall time (``trainer.max_minutes=B``,
 ``trainer.max_steps`` lifted so that the clock is the only bound; the cosine schedule ends at the
@@ -43,6 +45,7 @@ PATHS = {
     "fast": [],
     "bf16-dc-all": ["model.heads.dc.train_frames=1.0"],
     "fp32-dc-subset": ["trainer.precision=fp32"],
+    "fast-lstm-fp32": ["model.encoder.options.fp32=true"],
 }
 DEFAULT_PATHS = ["reference", "fast"]
 UNBOUNDED_STEPS = 10**7  # budget mode: the clock alone stops training

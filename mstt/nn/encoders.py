@@ -18,6 +18,8 @@ class BLSTMOptions:
     num_layers: int = 4
     dropout: float = 0.3
     bidirectional: bool = True
+    # Under bf16 autocast the LSTM runs in bf16 too; true keeps it in float32 (the heads stay bf16).
+    fp32: bool = False
 
 
 class BLSTMEncoder(nn.Module):
@@ -39,10 +41,15 @@ class BLSTMEncoder(nn.Module):
         # nn.LSTM applies dropout only between layers; the paper also drops the trunk output.
         self.dropout = nn.Dropout(options.dropout)
         self.out_features = options.hidden_size * (2 if options.bidirectional else 1)
+        self.fp32 = options.fp32
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """``(batch, frames, n_freq)`` -> ``(batch, frames, out_features)``."""
-        output, _ = self.lstm(features)
+        if self.fp32 and torch.is_autocast_enabled(features.device.type):
+            with torch.autocast(device_type=features.device.type, enabled=False):
+                output, _ = self.lstm(features.float())
+        else:
+            output, _ = self.lstm(features)
         return self.dropout(output)
 
 

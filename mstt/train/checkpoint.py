@@ -38,6 +38,7 @@ RESUME_IGNORED = (
     "trainer.precision",  # numerics only: weights and optimizer state stay float32
     "trainer.amp",
     "model.heads.*.train_frames",  # which frames a loss sees; the weights are the same
+    "model.encoder.options.fp32",  # numerics only, as trainer.precision
     "trainer.log_every",
     "trainer.save_every_minutes",
     "model.init",  # where a fresh run's weights came from; a resumed run continues from last.pt

@@ -47,6 +47,18 @@ def test_blstm_defaults_are_the_papers():
     assert encoder.out_features == 600 and encoder.lstm.dropout == pytest.approx(0.3)
 
 
+@pytest.mark.parametrize("fp32, dtype", [(False, torch.bfloat16), (True, torch.float32)])
+def test_blstm_fp32_option_keeps_the_lstm_out_of_bf16_autocast(fp32, dtype):
+    torch.manual_seed(0)
+    encoder = BLSTMEncoder(N_FREQ, BLSTMOptions(hidden_size=8, num_layers=2, dropout=0.0, fp32=fp32))
+    features = torch.randn(BATCH, FRAMES, N_FREQ)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        out = encoder(features)
+    assert out.dtype == dtype
+    if fp32:  # the same numbers as outside autocast
+        torch.testing.assert_close(out, encoder(features))
+
+
 def test_deep_clustering_head_gives_unit_norm_embeddings():
     head = DeepClusteringHead(10, SOURCES, N_FREQ, DeepClusteringOptions(embedding_dim=20))
     v = head(torch.randn(BATCH, FRAMES, 10))

@@ -173,10 +173,16 @@ def test_recipe_difference_ignores_budgets_and_eval():
 
 def test_a_run_saved_before_precision_and_train_frames_existed_still_resumes():
     # Recipes saved by older versions lack these keys; they change numerics, not the weights.
-    saved = {"trainer": {"amp": True, "batch_size": 8}, "model": {"heads": {"dc": {"weight": 0.1}}}}
+    saved = {
+        "trainer": {"amp": True, "batch_size": 8},
+        "model": {"encoder": {"options": {"hidden_size": 128}}, "heads": {"dc": {"weight": 0.1}}},
+    }
     now = {
         "trainer": {"amp": True, "precision": "auto", "batch_size": 8},
-        "model": {"heads": {"dc": {"weight": 0.1, "train_frames": 0.25}}},
+        "model": {
+            "encoder": {"options": {"hidden_size": 128, "fp32": True}},
+            "heads": {"dc": {"weight": 0.1, "train_frames": 0.25}},
+        },
     }
     assert recipe_difference(saved, now) is None
     assert recipe_difference(saved, {**now, "trainer": {**now["trainer"], "batch_size": 4}})[0] == "trainer.batch_size"

@@ -7,12 +7,14 @@ Paths (one row each, in the same process, one after the other, so one machine an
 
 - ``reference``: what the trainer did before the CPU speed-ups, eager fp32 with the deep clustering
   head on every frame (``trainer.precision=fp32 model.heads.dc.train_frames=1``);
-- ``fast``: the recipe as it ships (bf16 autocast where the CPU has it, the DC head on a subset
-  of frames);
-- ``bf16-dc-all`` and ``fp32-dc-subset`` (``--paths``): one lever each, to tell which of the two
-  costs what the fast path loses per step;
-- ``fast-lstm-fp32`` (``--paths``): the fast path with the recurrent trunk kept in float32 under
-  autocast (``model.encoder.options.fp32=true``), the heads in bf16.
+- ``fast``: the recipe as it ships (bf16 autocast where the CPU has it, with the recurrent trunk
+  kept in float32, and the DC head on a subset of frames);
+- ``bf16-trunk`` (``--paths``): the fast path as it shipped until 2026-12-07, bf16 in the trunk too
+  (``model.encoder.options.fp32=false``);
+- ``bf16-dc-all`` and ``fp32-dc-subset`` (``--paths``): one lever each of the bf16-trunk path, to
+  tell which costs what it loses per step;
+- ``fast-lstm-fp32`` (``--paths``): the trunk in float32 under autocast, named so (the runs that
+  chose it, before it shipped).
 
 Budget mode trains each path for ``B`` minutes of training wall time (``trainer.max_minutes=B``,
 ``trainer.max_steps`` lifted so that the clock is the only bound; the cosine schedule ends at the
@@ -43,7 +45,9 @@ RECIPES = [str(ROOT / "recipes" / "cerberus_set4.yaml"), str(ROOT / "recipes" / 
 PATHS = {
     "reference": ["trainer.precision=fp32", "model.heads.dc.train_frames=1.0"],
     "fast": [],
-    "bf16-dc-all": ["model.heads.dc.train_frames=1.0"],
+    # The fast path until 2026-12-07: bf16 in the trunk too.
+    "bf16-trunk": ["model.encoder.options.fp32=false"],
+    "bf16-dc-all": ["model.heads.dc.train_frames=1.0", "model.encoder.options.fp32=false"],
     "fp32-dc-subset": ["trainer.precision=fp32"],
     "fast-lstm-fp32": ["model.encoder.options.fp32=true"],
 }

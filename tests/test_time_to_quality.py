@@ -22,14 +22,24 @@ def ttq():
 
 def test_each_lever_path_changes_one_setting_of_the_shipped_recipe(ttq):
     bound = ttq.group_overrides(None, 10, 0)
-    items = ttq.group_items([], bound, ["reference", "fast", "bf16-dc-all", "fp32-dc-subset"])
-    got = {item.path: (str(item.config.trainer.precision), float(item.config.model.heads.dc.train_frames)) for item in items}
+    paths = ["reference", "fast", "bf16-trunk", "bf16-dc-all", "fp32-dc-subset", "fast-lstm-fp32"]
+    items = ttq.group_items([], bound, paths)
+    got = {
+        item.path: (
+            str(item.config.trainer.precision),
+            float(item.config.model.heads.dc.train_frames),
+            bool(item.config.model.encoder.options.fp32),
+        )
+        for item in items
+    }
     shipped = got["fast"]
-    assert shipped[1] < 1.0  # the demo trains DC on a subset of frames
-    assert got["reference"] == ("fp32", 1.0)
-    assert got["bf16-dc-all"] == (shipped[0], 1.0)
-    assert got["fp32-dc-subset"] == ("fp32", shipped[1])
-    assert [item.config.name for item in items] == [f"cerberus_set4-{p}" for p in ("reference", "fast", "bf16-dc-all", "fp32-dc-subset")]
+    assert shipped[1] < 1.0 and shipped[2]  # the demo trains DC on a subset of frames, its trunk in fp32
+    assert got["reference"] == ("fp32", 1.0, True)
+    assert got["bf16-trunk"] == (shipped[0], shipped[1], False)
+    assert got["bf16-dc-all"] == (shipped[0], 1.0, False)
+    assert got["fp32-dc-subset"] == ("fp32", shipped[1], True)
+    assert got["fast-lstm-fp32"] == shipped
+    assert [item.config.name for item in items] == [f"cerberus_set4-{p}" for p in paths]
 
 
 def test_an_unknown_path_is_refused_by_the_command_line(ttq, tmp_path, capsys):

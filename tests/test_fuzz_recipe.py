@@ -113,6 +113,8 @@ def test_the_keys_cover_the_schema():
 # torch's RuntimeError for a negative size and for one the machine has no memory for escaped build_model.
 @example(overrides=[("model.heads.dc.options.embedding_dim", "-1")])
 @example(overrides=[("model.heads.dc.options.embedding_dim", "4106")])
+# A size past int64 made torch raise a ValueError whose text went on with a C++ stack trace.
+@example(overrides=[("model.encoder.options.hidden_size", "2305843009213693952")])
 # An interpolation naming no key escaped load_recipe as omegaconf's InterpolationKeyError.
 @example(overrides=[("optim.weight_decay", "${nope}")])
 # A list given for a mapping made omegaconf's plain TypeError ("Cannot merge incompatible container types") escape.

@@ -25,6 +25,9 @@ def _construct(what: str, factory, *args, sizes: str = "its options"):
     try:
         return factory(*args)
     except (ValueError, TypeError) as exc:
+        lines = str(exc).strip().splitlines()
+        if len(lines) > 1:  # torch's own ValueError (a size past int64) carries a C++ trace after its first line
+            raise RecipeError(f"{what}: cannot be built ({lines[0][:160]}); check the sizes in {sizes}") from None
         raise RecipeError(f"{what}: {exc}") from None
     except (RuntimeError, MemoryError) as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

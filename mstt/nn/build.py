@@ -25,14 +25,20 @@ def _construct(what: str, factory, *args, sizes: str = "its options"):
     try:
         return factory(*args)
     except (ValueError, TypeError) as exc:
-        lines = str(exc).strip().splitlines()
-        if len(lines) > 1:  # torch's own ValueError (a size past int64) carries a C++ trace after its first line
-            raise RecipeError(f"{what}: cannot be built ({lines[0][:160]}); check the sizes in {sizes}") from None
-        raise RecipeError(f"{what}: {exc}") from None
+        if len(str(exc).strip().splitlines()) == 1:  # a component's own check: its message names the option
+            raise RecipeError(f"{what}: {exc}") from None
+        # torch's own ValueError (a size past int64) carries a C++ stack trace after its first line.
+        raise RecipeError(f"{what}: cannot be built ({_first_line(exc)}); check the sizes in {sizes}") from None
     except (RuntimeError, MemoryError) as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        reason = "out of memory" if "allocate" in text or isinstance(exc, MemoryError) else text[:160]
+        text = _first_line(exc)
+        reason = "out of memory" if "allocate" in text or isinstance(exc, MemoryError) else text
         raise RecipeError(f"{what}: cannot be built ({reason}); check the sizes in {sizes}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's text (at most 160 characters), or its type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 def build_front_end(config: DictConfig) -> FrontEnd:
